@@ -1,0 +1,117 @@
+"""Engine and session-maker factories: one place for pool, JSON codec and dialect options.
+
+Example::
+
+    engine = new_async_engine("postgresql+asyncpg://app@db/app", pool_size=10)
+    Session = new_async_session_maker(engine)
+    async with Session() as session:
+        ...
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from pkg.database.events import attach_query_monitor
+
+__all__ = ["json_dumps", "json_loads", "mask_url", "new_async_engine", "new_async_session_maker"]
+
+logger = logging.getLogger(__name__)
+
+_QUEUE_POOL_ARGS = ("pool_size", "max_overflow", "pool_timeout")
+
+
+def json_dumps(value: Any) -> str:
+    """orjson encoder returning ``str``, as SQLAlchemy's JSON types expect."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_loads(value: str | bytes) -> Any:
+    """orjson decoder; accepts ``str`` or ``bytes``."""
+    return orjson.loads(value)
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a URL with its password replaced by ``***``, safe for logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in str(url.query.get("mode", ""))
+
+
+def _connect_args(url: URL, application_name: str | None, given: dict[str, Any]) -> dict[str, Any]:
+    """Dialect-specific connect arguments: the application name reaches the server."""
+    args = dict(given)
+    if not application_name:
+        return args
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.get_driver_name() == "asyncpg":
+        settings = dict(args.get("server_settings") or {})
+        settings.setdefault("application_name", application_name)
+        args["server_settings"] = settings
+    elif backend == "mysql":
+        args.setdefault("program_name", application_name)
+    elif backend == "oracle":
+        args.setdefault("program", application_name)
+    return args
+
+
+def new_async_engine(
+    url: str | URL,
+    *,
+    echo: bool = False,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+    pool_recycle: int = 1800,
+    pool_pre_ping: bool = True,
+    slow_query_threshold: float | None = 0.5,
+    log_parameters: bool = False,
+    application_name: str | None = None,
+    **kw: Any,
+) -> AsyncEngine:
+    """Create an :class:`AsyncEngine` with the kit's defaults and events attached.
+
+    orjson is the JSON codec; pool arguments SQLite's pool rejects are dropped;
+    ``application_name`` is sent to the server where the driver allows it;
+    statements slower than ``slow_query_threshold`` seconds are logged (None: never).
+    """
+    sa_url = make_url(url)
+    options: dict[str, Any] = {
+        "echo": echo,
+        "pool_recycle": pool_recycle,
+        "pool_pre_ping": pool_pre_ping,
+        "json_serializer": json_dumps,
+        "json_deserializer": json_loads,
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+        "pool_timeout": pool_timeout,
+    }
+    if sa_url.get_backend_name() == "sqlite" and _is_memory_sqlite(sa_url):
+        for name in _QUEUE_POOL_ARGS:
+            options.pop(name)
+    options.update(kw)
+    options["connect_args"] = _connect_args(
+        sa_url, application_name, dict(options.get("connect_args") or {})
+    )
+    engine = create_async_engine(sa_url, **options)
+    attach_query_monitor(
+        engine.sync_engine, slow_query_threshold, log_parameters=log_parameters
+    )
+    logger.debug("created engine for %s", mask_url(sa_url))
+    return engine
+
+
+def new_async_session_maker(
+    engine: AsyncEngine, *, autoflush: bool = True, **kw: Any
+) -> async_sessionmaker[AsyncSession]:
+    """A session factory bound to ``engine`` with ``expire_on_commit=False``."""
+    kw.setdefault("expire_on_commit", False)
+    return async_sessionmaker(engine, class_=AsyncSession, autoflush=autoflush, **kw)

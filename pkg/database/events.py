@@ -1,0 +1,138 @@
+"""Slow-query logging and per-engine statement counters.
+
+Attached by :func:`new_async_engine`; read the counters with :func:`query_stats`::
+
+    stats = query_stats(engine)
+    print(stats.statements, stats.slow_statements, stats.total_time)
+
+Slow statements log at WARNING on ``pkg.database.slow_query`` with the elapsed
+milliseconds and the SQL text. Bound parameter values are redacted unless the
+engine was created with ``log_parameters=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["QueryMonitor", "QueryStats", "attach_query_monitor", "query_stats"]
+
+slow_query_logger = logging.getLogger("pkg.database.slow_query")
+
+_START_KEY = "_kit_query_start"
+_monitors: weakref.WeakKeyDictionary[Engine, QueryMonitor] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStats:
+    """A snapshot of one engine's counters; ``total_time`` is in seconds."""
+
+    statements: int
+    slow_statements: int
+    total_time: float
+
+
+class QueryMonitor:
+    """Times every cursor execution of one engine and logs the slow ones."""
+
+    def __init__(
+        self,
+        threshold: float | None,
+        *,
+        log_parameters: bool = False,
+        max_sql_length: int = 2000,
+    ) -> None:
+        self.threshold = threshold
+        self.log_parameters = log_parameters
+        self.max_sql_length = max_sql_length
+        self.statements = 0
+        self.slow_statements = 0
+        self.total_time = 0.0
+
+    def snapshot(self) -> QueryStats:
+        return QueryStats(self.statements, self.slow_statements, self.total_time)
+
+    def reset(self) -> None:
+        self.statements = self.slow_statements = 0
+        self.total_time = 0.0
+
+    def before(
+        self, conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        conn.info.setdefault(_START_KEY, []).append(perf_counter())
+
+    def after(
+        self, conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        starts = conn.info.get(_START_KEY)
+        if not starts:
+            return
+        elapsed = perf_counter() - starts.pop()
+        self.statements += 1
+        self.total_time += elapsed
+        if self.threshold is not None and elapsed >= self.threshold:
+            self.slow_statements += 1
+            self._log_slow(elapsed, statement, params, many)
+
+    def on_error(self, context: Any) -> None:
+        conn = getattr(context, "connection", None)
+        starts = conn.info.get(_START_KEY) if conn is not None and not conn.closed else None
+        if starts:
+            starts.pop()
+
+    def _log_slow(self, elapsed: float, statement: str, params: Any, many: bool) -> None:
+        sql = " ".join(statement.split())
+        if len(sql) > self.max_sql_length:
+            sql = f"{sql[: self.max_sql_length]}... [{len(sql)} chars]"
+        batch = f" executemany x{len(params)}" if many and params is not None else ""
+        slow_query_logger.warning(
+            "slow query %.1f ms%s: %s | params: %s",
+            elapsed * 1000.0,
+            batch,
+            sql,
+            self._describe_params(params, many),
+        )
+
+    def _describe_params(self, params: Any, many: bool) -> str:
+        if not params:
+            return "none"
+        if self.log_parameters:
+            text = repr(params)
+            return text if len(text) <= self.max_sql_length else text[: self.max_sql_length] + "..."
+        first = params[0] if many and isinstance(params, list | tuple) and params else params
+        count = len(first) if isinstance(first, dict | list | tuple) else 1
+        return f"[{count} redacted]"
+
+
+def attach_query_monitor(
+    engine: Engine,
+    threshold: float | None,
+    *,
+    log_parameters: bool = False,
+    max_sql_length: int = 2000,
+) -> QueryMonitor:
+    """Attach timing events to a (sync) engine; at most one monitor per engine."""
+    existing = _monitors.get(engine)
+    if existing is not None:
+        existing.threshold = threshold
+        existing.log_parameters = log_parameters
+        return existing
+    monitor = QueryMonitor(threshold, log_parameters=log_parameters, max_sql_length=max_sql_length)
+    event.listen(engine, "before_cursor_execute", monitor.before)
+    event.listen(engine, "after_cursor_execute", monitor.after)
+    event.listen(engine, "handle_error", monitor.on_error)
+    _monitors[engine] = monitor
+    return monitor
+
+
+def query_stats(engine: Any) -> QueryStats:
+    """Counters of an engine (sync or async) made by the kit; zeros when unmonitored."""
+    sync_engine = getattr(engine, "sync_engine", engine)
+    monitor = _monitors.get(sync_engine)
+    return monitor.snapshot() if monitor is not None else QueryStats(0, 0, 0.0)
