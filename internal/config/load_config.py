@@ -1,0 +1,289 @@
+"""Settings from ``configs/.env.{APP_ENV}`` and the process environment (environment wins).
+
+Example::
+
+    settings = load_settings("prod")      # reads configs/.env.prod, then os.environ
+    engine_url = settings.database_url    # a sqlalchemy URL; password never printed
+
+Nothing is read at import time; :func:`get_settings` caches one instance and
+:func:`reset_settings` forgets it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from pkg.database.exceptions import ConfigurationError
+
+__all__ = ["Settings", "get_settings", "load_settings", "reset_settings"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+    "oracle": "oracle+oracledb",
+    "sqlite": "sqlite+aiosqlite",
+}
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "oracle": 1521}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _int(key: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{key} must be an integer, got {raw!r}", key=key) from None
+    if value < 0:
+        raise ConfigurationError(f"{key} must not be negative, got {raw!r}", key=key)
+    return value
+
+
+def _float(key: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{key} must be a number, got {raw!r}", key=key) from None
+    if value < 0:
+        raise ConfigurationError(f"{key} must not be negative, got {raw!r}", key=key)
+    return value
+
+
+def _bool(key: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE or lowered in _FALSE:
+        return lowered in _TRUE
+    raise ConfigurationError(f"{key} must be true or false, got {raw!r}", key=key)
+
+
+def _str(key: str, raw: str) -> str:
+    return raw
+
+
+def _db_type(key: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in DRIVERS:
+        valid = ", ".join(DRIVERS)
+        raise ConfigurationError(f"{key} must be one of {valid}, got {raw!r}", key=key)
+    return value
+
+
+# env key -> (Settings attribute, parser)
+_KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "APP_ENV": ("app_env", _str),
+    "DB_URL": ("db_url", _str),
+    "DB_READ_URL": ("db_read_url", _str),
+    "DB_TYPE": ("db_type", _db_type),
+    "DB_HOST": ("db_host", _str),
+    "DB_PORT": ("db_port", _int),
+    "DB_USERNAME": ("db_username", _str),
+    "DB_PASSWORD": ("db_password", _str),
+    "DB_DATABASE": ("db_database", _str),
+    "DB_SERVICE_NAME": ("db_service_name", _str),
+    "DB_ECHO": ("db_echo", _bool),
+    "DB_POOL_SIZE": ("db_pool_size", _int),
+    "DB_MAX_OVERFLOW": ("db_max_overflow", _int),
+    "DB_POOL_TIMEOUT": ("db_pool_timeout", _float),
+    "DB_POOL_RECYCLE": ("db_pool_recycle", _int),
+    "DB_POOL_PRE_PING": ("db_pool_pre_ping", _bool),
+    "DB_SLOW_QUERY_THRESHOLD": ("db_slow_query_threshold", _float),
+    "DB_LOG_PARAMETERS": ("db_log_parameters", _bool),
+    "DB_SHUTDOWN_TIMEOUT": ("db_shutdown_timeout", _float),
+    "DB_APPLICATION_NAME": ("db_application_name", _str),
+    "DB_LEAK_TRACKING": ("db_leak_tracking", _bool),
+    "DB_LEAK_THRESHOLD": ("db_leak_threshold", _float),
+    "DB_HANDLE_SIGNALS": ("db_handle_signals", _bool),
+    "APP_HOST": ("app_host", _str),
+    "APP_PORT": ("app_port", _int),
+    "APP_DRAIN_TIMEOUT": ("app_drain_timeout", _float),
+    "CELERY_BROKER_URL": ("celery_broker_url", _str),
+    "CELERY_RESULT_BACKEND": ("celery_result_backend", _str),
+    "CELERY_CONCURRENCY": ("celery_concurrency", _int),
+    "LOG_LEVEL": ("log_level", _str),
+}
+_SECRET_ATTRS = {"db_password"}
+_URL_ATTRS = {"db_url", "db_read_url", "celery_broker_url", "celery_result_backend"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; ``repr`` masks the password, including inside URLs."""
+
+    app_env: str = "dev"
+    db_url: str | None = None
+    db_read_url: str | None = None
+    db_type: str = "sqlite"
+    db_host: str = "127.0.0.1"
+    db_port: int | None = None
+    db_username: str | None = None
+    db_password: str | None = None
+    db_database: str | None = None
+    db_service_name: str | None = None
+    db_echo: bool = False
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 30.0
+    db_pool_recycle: int = 1800
+    db_pool_pre_ping: bool = True
+    db_slow_query_threshold: float = 0.5
+    db_log_parameters: bool = False
+    db_shutdown_timeout: float = 10.0
+    db_application_name: str = "async-data-kit"
+    db_leak_tracking: bool = True
+    db_leak_threshold: float = 30.0
+    db_handle_signals: bool = True
+    app_host: str = "127.0.0.1"
+    app_port: int = 8000
+    app_drain_timeout: float = 10.0
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_result_backend: str = "redis://127.0.0.1:6379/1"
+    celery_concurrency: int = 2
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.db_pool_size < 1:
+            raise ConfigurationError(
+                f"DB_POOL_SIZE must be at least 1, got {self.db_pool_size}", key="DB_POOL_SIZE"
+            )
+        _ = self.database_url  # validate eagerly: bad config fails at load, not at first use
+        _ = self.read_database_url
+
+    @property
+    def database_url(self) -> URL:
+        """The primary URL: ``DB_URL`` when set, else built from the ``DB_*`` parts."""
+        if self.db_url:
+            return _parse_url("DB_URL", self.db_url)
+        return _build_url(self)
+
+    @property
+    def read_database_url(self) -> URL | None:
+        """The replica URL from ``DB_READ_URL``, or None."""
+        return _parse_url("DB_READ_URL", self.db_read_url) if self.db_read_url else None
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`pkg.database.new_async_engine`."""
+        return {
+            "echo": self.db_echo,
+            "pool_size": self.db_pool_size,
+            "max_overflow": self.db_max_overflow,
+            "pool_timeout": self.db_pool_timeout,
+            "pool_recycle": self.db_pool_recycle,
+            "pool_pre_ping": self.db_pool_pre_ping,
+            "slow_query_threshold": self.db_slow_query_threshold,
+            "log_parameters": self.db_log_parameters,
+            "application_name": self.db_application_name,
+        }
+
+    def masked(self) -> dict[str, Any]:
+        """All settings as a dict, safe to log: passwords replaced by ``***``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_ATTRS and value:
+                value = "***"
+            elif f.name in _URL_ATTRS and value:
+                value = _mask(value)
+            out[f.name] = value
+        return out
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.masked().items())
+        return f"Settings({inner})"
+
+    __str__ = __repr__
+
+
+def _mask(raw: str) -> str:
+    try:
+        return make_url(raw).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable url>"
+
+
+def _parse_url(key: str, raw: str) -> URL:
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigurationError(f"{key} is not a valid database URL", key=key) from None
+    backend = url.get_backend_name()
+    if backend not in DRIVERS:
+        raise ConfigurationError(f"{key} names unsupported database {backend!r}", key=key)
+    if "+" not in url.drivername:  # plain "postgresql://": pick the async driver
+        url = url.set(drivername=DRIVERS[backend])
+    return url
+
+
+def _build_url(s: Settings) -> URL:
+    if s.db_type == "sqlite":
+        return URL.create(DRIVERS["sqlite"], database=s.db_database or ":memory:")
+    if not s.db_database and not (s.db_type == "oracle" and s.db_service_name):
+        raise ConfigurationError(f"DB_DATABASE is required for DB_TYPE={s.db_type}", key="DB_DATABASE")
+    query = {"service_name": s.db_service_name} if s.db_service_name else {}
+    return URL.create(
+        DRIVERS[s.db_type],
+        username=s.db_username or None,
+        password=s.db_password or None,
+        host=s.db_host,
+        port=s.db_port or DEFAULT_PORTS[s.db_type],
+        database=s.db_database or None,
+        query=query,
+    )
+
+
+def _read_env_file(env: str, config_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    path = config_dir / f".env.{env}"
+    if path.is_file():
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    if "DB_URL" in environ or "DB_TYPE" in environ:
+        return {}  # configured purely from the environment
+    raise ConfigurationError(f"APP_ENV={env!r}: no config file {path}", key="APP_ENV")
+
+
+def load_settings(
+    env: str | None = None,
+    *,
+    config_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load ``configs/.env.{env}`` (default: ``APP_ENV`` or ``dev``), then the environment."""
+    environ = os.environ if environ is None else environ
+    env = env or environ.get("APP_ENV") or "dev"
+    merged = _read_env_file(env, config_dir or CONFIG_DIR, environ)
+    merged.update({k: v for k, v in environ.items() if k in _KEYS})
+    merged["APP_ENV"] = env
+    values: dict[str, Any] = {}
+    for key, raw in merged.items():
+        if key in _KEYS and (raw != "" or key == "DB_PASSWORD"):
+            attr, parse = _KEYS[key]
+            values[attr] = parse(key, raw)
+    return Settings(**values)
+
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    global _cached
+    if _cached is None:
+        _cached = load_settings()
+    return _cached
+
+
+def reset_settings(settings: Settings | None = None) -> None:
+    """Forget the cached settings (or replace them), e.g. between tests."""
+    global _cached
+    _cached = settings
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some attributes changed (validated again)."""
+    return replace(settings, **changes)

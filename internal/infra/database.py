@@ -1,0 +1,116 @@
+"""The application's database: one process-wide :class:`Database`, built from settings.
+
+Example::
+
+    await init_async_db()                  # idempotent
+    async with get_session() as session:   # rolls back on error; you commit
+        ...
+    await close_async_db()                 # safe to call twice
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from internal.config.load_config import Settings, get_settings
+from pkg.database.engine import mask_url
+from pkg.database.exceptions import DatabaseNotInitializedError
+from pkg.database.lifecycle import CloseReport, Database
+
+__all__ = [
+    "close_async_db",
+    "get_database",
+    "get_engine",
+    "get_read_session",
+    "get_session",
+    "init_async_db",
+    "pool_status",
+    "reset_async_db",
+]
+
+logger = logging.getLogger(__name__)
+
+_db: Database | None = None
+_settings: Settings | None = None
+_lock = threading.Lock()
+
+
+def _build(settings: Settings) -> Database:
+    return Database(
+        settings.database_url,
+        read_url=settings.read_database_url,
+        **settings.engine_options(),
+    )
+
+
+async def init_async_db(settings: Settings | None = None) -> Database:
+    """Create the engine once; later and concurrent calls return the same one."""
+    global _db, _settings
+    with _lock:  # no await inside: concurrent callers on one loop cannot interleave
+        if _db is None:
+            _settings = settings or get_settings()
+            _db = _build(_settings)
+            logger.info("database initialised: %s", mask_url(_settings.database_url))
+        return _db
+
+
+def get_database() -> Database:
+    """The initialised database, or :class:`DatabaseNotInitializedError`."""
+    if _db is None:
+        raise DatabaseNotInitializedError(
+            "the database is not initialised: call `await init_async_db()` first"
+        )
+    return _db
+
+
+def get_engine() -> AsyncEngine:
+    """The primary engine."""
+    return get_database().engine
+
+
+@asynccontextmanager
+async def get_session(autoflush: bool = True) -> AsyncIterator[AsyncSession]:
+    """A session on the primary: rolls back on error, never commits by itself."""
+    async with get_database().session(autoflush=autoflush) as session:
+        yield session
+
+
+@asynccontextmanager
+async def get_read_session(autoflush: bool = True) -> AsyncIterator[AsyncSession]:
+    """A session on ``DB_READ_URL`` when set, else on the primary."""
+    async with get_database().read_session(autoflush=autoflush) as session:
+        yield session
+
+
+async def close_async_db(timeout: float | None = None) -> CloseReport | None:
+    """Dispose the engines within ``timeout`` (default ``DB_SHUTDOWN_TIMEOUT``); twice is fine."""
+    global _db
+    with _lock:
+        db, _db = _db, None
+    if db is None:
+        return None
+    if timeout is None and _settings is not None:
+        timeout = _settings.db_shutdown_timeout
+    report = await db.close(timeout)
+    logger.info("database closed in %.3fs (checked out at close: %d)", report.elapsed, report.checked_out)
+    return report
+
+
+def reset_async_db() -> None:
+    """Forget the engine without touching sockets owned by another loop or process."""
+    global _db
+    with _lock:
+        db, _db = _db, None
+    if db is not None:
+        db.reset()
+
+
+def pool_status() -> dict[str, Any]:
+    """Pool counters of the primary (and ``read`` replica) engine."""
+    return get_database().pool_status()
