@@ -99,7 +99,9 @@ def resolve_backend(name: str, server_backends: dict[str, Backend | str], tmp_pa
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, server_backends: dict[str, Backend | str], tmp_path: Path) -> Backend:
+def backend(
+    request: pytest.FixtureRequest, server_backends: dict[str, Backend | str], tmp_path: Path
+) -> Backend:
     """The backend-matrix fixture: one test per backend."""
     return resolve_backend(request.param, server_backends, tmp_path)
 

@@ -15,7 +15,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from pkg.database.events import attach_query_monitor
 
@@ -98,13 +103,9 @@ def new_async_engine(
         for name in _QUEUE_POOL_ARGS:
             options.pop(name)
     options.update(kw)
-    options["connect_args"] = _connect_args(
-        sa_url, application_name, dict(options.get("connect_args") or {})
-    )
+    options["connect_args"] = _connect_args(sa_url, application_name, dict(options.get("connect_args") or {}))
     engine = create_async_engine(sa_url, **options)
-    attach_query_monitor(
-        engine.sync_engine, slow_query_threshold, log_parameters=log_parameters
-    )
+    attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
     logger.debug("created engine for %s", mask_url(sa_url))
     return engine
 
