@@ -129,3 +129,11 @@ def create_tables(engine: AsyncEngine) -> object:
             await conn.run_sync(metadata.create_all)
 
     return _create
+
+
+@pytest.fixture(params=("postgresql", "mysql"))
+def server_backend(
+    request: pytest.FixtureRequest, server_backends: dict[str, Backend | str], tmp_path: Path
+) -> Backend:
+    """The server half of the matrix, for tests of server-only behaviour."""
+    return resolve_backend(request.param, server_backends, tmp_path)

@@ -98,6 +98,7 @@ def new_async_engine(
         "pool_size": pool_size,
         "max_overflow": max_overflow,
         "pool_timeout": pool_timeout,
+        "hide_parameters": not log_parameters,  # no bound values in errors or echo logs
     }
     if sa_url.get_backend_name() == "sqlite" and _is_memory_sqlite(sa_url):
         for name in _QUEUE_POOL_ARGS:

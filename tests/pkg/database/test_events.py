@@ -1,0 +1,127 @@
+"""Slow-query logging and counters, on every backend."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, text
+
+from pkg.database.events import query_stats
+from tests.conftest import Backend
+
+LOGGER = "pkg.database.slow_query"
+SECRET = "hunter2-secret-value"
+SLEEP = {"postgresql": "SELECT pg_sleep(:d), :secret", "mysql": "SELECT SLEEP(:d), :secret"}
+
+
+def slow_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER]
+
+
+async def test_real_sleep_is_logged_with_params_redacted(server_backend: Backend, caplog) -> None:
+    backend = server_backend
+    eng = backend.engine(slow_query_threshold=0.1)
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    try:
+        async with eng.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await conn.execute(text(SLEEP[backend.name]), {"d": 0.3, "secret": SECRET})
+    finally:
+        await eng.dispose()
+    records = slow_records(caplog)
+    assert len(records) == 1
+    message = records[0].getMessage()
+    assert records[0].levelno == logging.WARNING
+    assert "SLEEP" in message.upper() and "[2 redacted]" in message
+    assert SECRET not in message
+    elapsed_ms = records[0].args[0]  # type: ignore[index]
+    assert 250 <= elapsed_ms < 5000
+    stats = query_stats(eng)
+    assert stats.slow_statements == 1 and stats.statements >= 2 and stats.total_time >= 0.25
+
+
+async def test_threshold_zero_logs_everything_redacted(backend: Backend, caplog) -> None:
+    eng = backend.engine(slow_query_threshold=0.0)
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    try:
+        async with eng.connect() as conn:
+            await conn.execute(text("SELECT :secret"), {"secret": SECRET})
+    finally:
+        await eng.dispose()
+    messages = [r.getMessage() for r in slow_records(caplog)]
+    assert any("[1 redacted]" in m for m in messages)
+    assert not any(SECRET in m for m in messages)
+
+
+async def test_opt_in_shows_parameters(backend: Backend, caplog) -> None:
+    eng = backend.engine(slow_query_threshold=0.0, log_parameters=True)
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    try:
+        async with eng.connect() as conn:
+            await conn.execute(text("SELECT :value"), {"value": "visible-value"})
+    finally:
+        await eng.dispose()
+    assert any("visible-value" in r.getMessage() for r in slow_records(caplog))
+
+
+async def test_executemany_and_long_sql(backend: Backend, caplog) -> None:
+    metadata = MetaData()
+    t = Table("ev_rows", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
+    eng = backend.engine(slow_query_threshold=0.0)
+    try:
+        async with eng.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+            await conn.run_sync(metadata.create_all)
+        caplog.set_level(logging.WARNING, logger=LOGGER)
+        async with eng.begin() as conn:
+            await conn.execute(t.insert(), [{"id": i, "name": SECRET} for i in range(1, 4)])
+            long_sql = "SELECT '" + "x" * 5000 + "'"
+            await conn.execute(text(long_sql))
+    finally:
+        await eng.dispose()
+    messages = [r.getMessage() for r in slow_records(caplog)]
+    inserts = [m for m in messages if "INSERT INTO ev_rows" in m]
+    assert inserts, messages
+    assert not any(SECRET in m for m in messages)
+    assert any("executemany x3" in m or "[6 redacted]" in m for m in inserts), inserts
+    longs = [m for m in messages if "xxxxxxxx" in m]
+    assert longs and all("chars]" in m and len(m) < 2300 for m in longs)
+
+
+async def test_counters_count_statements_without_threshold(backend: Backend) -> None:
+    eng = backend.engine(slow_query_threshold=None)
+    try:
+        async with eng.connect() as conn:
+            for _ in range(5):
+                await conn.execute(text("SELECT 1"))
+        stats = query_stats(eng)
+    finally:
+        await eng.dispose()
+    assert stats.statements >= 5
+    assert stats.slow_statements == 0
+
+
+async def test_failed_statement_does_not_corrupt_timing(backend: Backend) -> None:
+    eng = backend.engine(slow_query_threshold=None)
+    try:
+        async with eng.connect() as conn:
+            with pytest.raises(Exception, match="(?i)no_such_table|doesn't exist|does not exist"):
+                await conn.execute(text("SELECT * FROM no_such_table"))
+            await conn.rollback()
+            await conn.execute(text("SELECT 1"))
+            raw = await conn.get_raw_connection()
+            assert raw.info.get("_kit_query_start") == []
+    finally:
+        await eng.dispose()
+
+
+async def test_error_messages_hide_parameters_by_default(backend: Backend) -> None:
+    eng = backend.engine()
+    try:
+        async with eng.connect() as conn:
+            with pytest.raises(Exception) as info:
+                await conn.execute(text("SELECT * FROM no_such_table WHERE x = :s"), {"s": SECRET})
+    finally:
+        await eng.dispose()
+    assert SECRET not in str(info.value)
