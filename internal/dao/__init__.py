@@ -1,0 +1,5 @@
+"""Application DAOs."""
+
+from internal.dao.user import UserDao
+
+__all__ = ["UserDao"]

@@ -1,0 +1,26 @@
+"""The example model: copy this shape for your own tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pkg.database.models import AuditMixin, Base, SoftDeleteMixin, TimestampMixin, VersionMixin
+from pkg.database.types import BigIntPK, JSONType
+
+
+class User(TimestampMixin, SoftDeleteMixin, VersionMixin, AuditMixin, Base):
+    """An application user; ``email`` is unique (constraint ``uq_users_email``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r})"

@@ -1,0 +1,271 @@
+"""``BaseDao[ModelT]``: the data-access object a team subclasses per model.
+
+Example::
+
+    class UserDao(BaseDao[User]):
+        model_cls = User
+
+    users = UserDao(session_provider=get_session)
+    user = await users.create(username="ann", email="ann@example.com")
+    page = await users.query().filter(is_active=True).order_by("-created_at").page(1, 50)
+
+Every method takes ``session=`` to join a caller's transaction, joins the ambient
+``transaction()`` when one is open, and otherwise runs in a short transaction of its
+own (writes COMMIT, reads never do). Errors are the kit's typed errors, cause kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import delete as sa_delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pkg.database.context import SessionProvider, execute_transaction, transaction
+from pkg.database.exceptions import (
+    ConcurrencyConflictError,
+    ConfigurationError,
+    NotFoundError,
+    QueryError,
+    StaleDataError,
+)
+from pkg.database.limits import in_list_limit, rows_per_statement
+from pkg.database.pagination import KeysetCodec
+from pkg.database.query import QueryBuilder
+from pkg.database.scope import SessionScope
+from pkg.database.types import utcnow
+from pkg.database.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
+from pkg.database.writes import check_fields
+
+__all__ = ["BaseDao"]
+
+logger = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT")
+_UPSERT_ATTEMPTS = 3
+_NOT_UPDATED = frozenset({"created_at", "creator_id", "deleted_at"})
+
+
+class BaseDao(Generic[ModelT]):
+    """Async CRUD, bulk, upsert and query access to ``model_cls``."""
+
+    model_cls: ClassVar[type[Any]]
+
+    def __init__(
+        self, session_provider: SessionProvider, *, cursor_secret: str | bytes | None = None
+    ) -> None:
+        if getattr(self, "model_cls", None) is None:
+            raise ConfigurationError(f"{type(self).__name__} must set model_cls", key="model_cls")
+        self.session_provider = session_provider
+        self._scope = SessionScope(session_provider)
+        self._codec = KeysetCodec(cursor_secret)
+        mapper = inspect(self.model_cls)
+        self._table: Table = mapper.local_table
+        self._pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+        self._soft = "deleted_at" in mapper.column_attrs
+        self._versioned = mapper.version_id_col is not None
+
+    # -- queries and transactions ---------------------------------------------------
+    def query(self) -> QueryBuilder[ModelT]:
+        """A new builder over ``model_cls`` (soft-deleted rows excluded)."""
+        return QueryBuilder(self.model_cls, self._scope, self._codec)
+
+    def transaction(self, *, autoflush: bool = True) -> Any:
+        """``async with dao.transaction() as session:`` commit on success, rollback on error."""
+        return transaction(self.session_provider, autoflush=autoflush)
+
+    async def execute_transaction(
+        self, callback: Callable[[AsyncSession], Any], autoflush: bool = True
+    ) -> Any:
+        """Run ``await callback(session)`` in one transaction; return its result."""
+        return await execute_transaction(self.session_provider, callback, autoflush=autoflush)
+
+    # -- single rows ----------------------------------------------------------------
+    def _pk_filter(self, pk: Any) -> dict[str, Any]:
+        values = pk if isinstance(pk, tuple) else (pk,)
+        if len(values) != len(self._pk):
+            raise QueryError(f"{self.model_cls.__name__} primary key has {len(self._pk)} columns")
+        return dict(zip(self._pk, values, strict=True))
+
+    def _by_pk(self, pk: Any, include_deleted: bool = False) -> QueryBuilder[ModelT]:
+        builder = self.query().filter(**self._pk_filter(pk))
+        return builder.include_deleted() if include_deleted else builder
+
+    async def create(self, *, session: AsyncSession | None = None, **values: Any) -> ModelT:
+        """INSERT one row; returns the persisted instance with its primary key set."""
+        check_fields(self.model_cls, values)
+        obj = self.model_cls(**values)
+        async with self._scope.write(session) as s:
+            s.add(obj)
+            await s.flush()
+        return obj  # type: ignore[no-any-return]
+
+    async def get(
+        self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
+    ) -> ModelT | None:
+        """The row with primary key ``pk``, or None (soft-deleted rows count as absent)."""
+        return await self._by_pk(pk, include_deleted).first(session=session)
+
+    async def get_or_raise(
+        self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
+    ) -> ModelT:
+        """Like ``get`` but raises ``NotFoundError``."""
+        obj = await self.get(pk, include_deleted=include_deleted, session=session)
+        if obj is None:
+            raise NotFoundError(f"{self.model_cls.__name__} {pk!r} not found")
+        return obj
+
+    async def get_many(self, pks: Iterable[Any], *, session: AsyncSession | None = None) -> list[ModelT]:
+        """Rows for ``pks`` in the given order, missing ones skipped (IN lists chunked)."""
+        if len(self._pk) != 1:
+            raise QueryError("get_many needs a single-column primary key")
+        wanted = list(dict.fromkeys(pks))
+        found: dict[Any, ModelT] = {}
+        async with self._scope.read(session) as s:
+            step = in_list_limit(s.get_bind().dialect.name)
+            for i in range(0, len(wanted), step):
+                rows = (
+                    await self.query().filter(**{f"{self._pk[0]}__in": wanted[i : i + step]}).all(session=s)
+                )
+                found.update((getattr(r, self._pk[0]), r) for r in rows)
+        return [found[pk] for pk in wanted if pk in found]
+
+    async def update_by_id(self, pk: Any, *, session: AsyncSession | None = None, **values: Any) -> ModelT:
+        """Load, change and flush one row (version-checked).
+
+        ``NotFoundError`` if absent; ``StaleDataError`` if ``version=`` is given and
+        differs from the stored one, or a concurrent writer got there first.
+        """
+        check_fields(self.model_cls, values)
+        expected = values.pop("version", None) if self._versioned else None
+        async with self._scope.write(session) as s:
+            obj = await self.get_or_raise(pk, session=s)
+            if expected is not None and obj.version != expected:  # type: ignore[attr-defined]
+                raise StaleDataError(f"{self.model_cls.__name__} {pk!r} is at another version")
+            for key, value in values.items():
+                setattr(obj, key, value)
+            await s.flush()
+        return obj
+
+    async def delete_by_id(self, pk: Any, *, session: AsyncSession | None = None) -> bool:
+        """Hard-DELETE one row; True if it existed."""
+        stmt = sa_delete(self.model_cls).filter_by(**self._pk_filter(pk))
+        async with self._scope.write(session) as s:
+            result = await s.execute(stmt)
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def soft_delete_by_id(self, pk: Any, *, session: AsyncSession | None = None) -> bool:
+        """Set ``deleted_at`` on one live row; True if it was live."""
+        return bool(await self._by_pk(pk).soft_delete(session=session))
+
+    async def restore_by_id(self, pk: Any, *, session: AsyncSession | None = None) -> bool:
+        """Clear ``deleted_at`` on one soft-deleted row; True if it was deleted."""
+        if not self._soft:
+            raise QueryError(f"{self.model_cls.__name__} has no SoftDeleteMixin")
+        return bool(await self._by_pk(pk).only_deleted().update(session=session, deleted_at=None))
+
+    async def count(self, *, session: AsyncSession | None = None, **lookups: Any) -> int:
+        return await self.query().filter(**lookups).count(session=session)
+
+    async def exists(self, *, session: AsyncSession | None = None, **lookups: Any) -> bool:
+        return await self.query().filter(**lookups).exists(session=session)
+
+    # -- bulk -------------------------------------------------------------------------
+    def _column_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        mapper = inspect(self.model_cls)
+        keys: dict[str, str] = {}
+        out = []
+        for row in rows:
+            for name in row:
+                if name not in keys:
+                    check_fields(self.model_cls, [name])
+                    keys[name] = mapper.column_attrs[name].columns[0].key
+            out.append({keys[k]: v for k, v in row.items()})
+        return out
+
+    async def create_many(
+        self, rows: Iterable[Mapping[str, Any]], *, session: AsyncSession | None = None
+    ) -> int:
+        """Bulk INSERT (executemany, chunked under the driver's limits); returns rows inserted."""
+        data = fill_defaults(self._table, self._column_rows(rows))
+        if not data:
+            return 0
+        stmt = insert(self._table)
+        async with self._scope.write(session) as s:
+            step = rows_per_statement(s.get_bind().dialect.name, len(data[0]))
+            for i in range(0, len(data), step):
+                await s.execute(stmt, data[i : i + step])
+        return len(data)
+
+    def _target(self, conflict_on: Sequence[str]) -> tuple[str, ...]:
+        keys = list(self._column_rows([dict.fromkeys(conflict_on)])[0])
+        return check_conflict_target(self._table, keys)
+
+    def _upsert_plan(self, keys: Sequence[str], conflict_on: Sequence[str]) -> UpsertPlan:
+        target = self._target(conflict_on)
+        skip = set(target) | _NOT_UPDATED | {"updated_at", "updater_id", "version"} | set(self._pk)
+        assign: dict[str, Any] = {}
+        if "updated_at" in self._table.c:
+            assign["updated_at"] = utcnow()
+        if "updater_id" in self._table.c:
+            assign["updater_id"] = next(iter(fill_defaults(self._table, [{}])))["updater_id"]
+        increment = ("version",) if self._versioned else ()
+        return UpsertPlan(target, tuple(k for k in keys if k not in skip), assign, increment)
+
+    async def _upsert_chunks(
+        self, data: list[dict[str, Any]], conflict_on: Sequence[str], s: AsyncSession
+    ) -> None:
+        plan = self._upsert_plan(list(data[0]), conflict_on)
+        dialect = s.get_bind().dialect
+        step = rows_per_statement(dialect.name, len(data[0]))
+        for i in range(0, len(data), step):
+            await s.execute(build_upsert(dialect, self._table, data[i : i + step], plan))
+
+    async def upsert_many(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        conflict_on: Sequence[str],
+        session: AsyncSession | None = None,
+    ) -> int:
+        """INSERT or UPDATE each row by the unique key ``conflict_on``; one statement per chunk.
+
+        Returns the number of input rows (the last one wins for repeated keys).
+        """
+        data = fill_defaults(self._table, self._column_rows(rows))
+        if not data:
+            return 0
+        target = self._target(conflict_on)
+        data = list({tuple(r.get(k) for k in target): r for r in data}.values())
+        await self._retrying(lambda s: self._upsert_chunks(data, target, s), session)
+        return len(data)
+
+    async def upsert(
+        self, values: Mapping[str, Any], *, conflict_on: Sequence[str], session: AsyncSession | None = None
+    ) -> ModelT:
+        """INSERT or UPDATE one row by the unique key ``conflict_on``; returns it, fresh."""
+        data = fill_defaults(self._table, self._column_rows([values]))
+        target = self._target(conflict_on)
+        key = {k: data[0][k] for k in target}
+
+        async def run(s: AsyncSession) -> ModelT:
+            await self._upsert_chunks(data, target, s)
+            stmt = select(self.model_cls).filter_by(**key).execution_options(populate_existing=True)
+            return (await s.scalars(stmt)).one()  # type: ignore[no-any-return]
+
+        return await self._retrying(run, session)  # type: ignore[no-any-return]
+
+    async def _retrying(self, work: Callable[[AsyncSession], Any], session: AsyncSession | None) -> Any:
+        """Run ``work`` in a write scope; retry a deadlock only when the transaction is ours."""
+        for attempt in range(1, _UPSERT_ATTEMPTS + 1):
+            try:
+                async with self._scope.write(session) as s:
+                    return await work(s)
+            except ConcurrencyConflictError:
+                if self._scope.joins(session) or attempt == _UPSERT_ATTEMPTS:
+                    raise
+                logger.info("upsert on %s hit a deadlock; retry %d", self._table.name, attempt)
+        raise AssertionError("unreachable")

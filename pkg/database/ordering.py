@@ -1,0 +1,75 @@
+"""Sort specs (``"-created_at"``, ``"id"``) and the keyset predicate built from them.
+
+The keyset predicate is an OR-expansion that works on every dialect, with mixed
+directions: ``a > x OR (a = x AND b < y) OR (a = x AND b = y AND id > z)``.
+Keyset sort columns must be NOT NULL (NULL order differs between dialects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, inspect, or_
+
+from pkg.database.exceptions import QueryError, UnknownFieldError
+from pkg.database.lookups import column_names, resolve_column
+
+__all__ = ["SortKey", "keyset_predicate", "parse_sort", "with_pk_tiebreaker"]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One sort column: attribute name and direction."""
+
+    name: str
+    desc: bool = False
+
+    def __str__(self) -> str:
+        return f"-{self.name}" if self.desc else self.name
+
+
+def parse_sort(model: type[Any], fields: Sequence[str]) -> tuple[SortKey, ...]:
+    """``("-created_at", "id")`` -> sort keys; unknown names raise ``UnknownFieldError``."""
+    keys = []
+    for field in fields:
+        if not isinstance(field, str) or not field.lstrip("+-"):
+            raise UnknownFieldError(str(field), column_names(model), kind="order_by field")
+        name = field.lstrip("+-")
+        if name not in inspect(model).column_attrs:
+            raise UnknownFieldError(name, column_names(model), kind="order_by field")
+        keys.append(SortKey(name, field.startswith("-")))
+    return tuple(keys)
+
+
+def with_pk_tiebreaker(model: type[Any], keys: Sequence[SortKey]) -> tuple[SortKey, ...]:
+    """``keys`` plus each primary-key column not already in them (ascending)."""
+    present = {k.name for k in keys}
+    mapper = inspect(model)
+    pk_names = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+    return tuple(keys) + tuple(SortKey(n) for n in pk_names if n not in present)
+
+
+def order_clauses(model: type[Any], keys: Sequence[SortKey]) -> list[Any]:
+    """SQLAlchemy ORDER BY clauses for ``keys``."""
+    return [resolve_column(model, k.name).desc() if k.desc else resolve_column(model, k.name) for k in keys]
+
+
+def check_keyset_columns(model: type[Any], keys: Sequence[SortKey]) -> None:
+    """Keyset sort columns must be NOT NULL; ``QueryError`` otherwise."""
+    for key in keys:
+        column = resolve_column(model, key.name).property.columns[0]
+        if column.nullable:
+            raise QueryError(f"keyset sort column {key.name!r} is nullable; sort by NOT NULL columns")
+
+
+def keyset_predicate(model: type[Any], keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in the order given by ``keys``."""
+    branches = []
+    for i, key in enumerate(keys):
+        column = resolve_column(model, key.name)
+        equal = [resolve_column(model, k.name) == v for k, v in zip(keys[:i], values[:i], strict=True)]
+        step = column < values[i] if key.desc else column > values[i]
+        branches.append(and_(*equal, step))
+    return or_(*branches)

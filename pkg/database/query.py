@@ -1,0 +1,279 @@
+"""``QueryBuilder[ModelT]``: a generative query over one model, run through a DAO's sessions.
+
+Every method returns a new builder; the parent never changes::
+
+    active = users.query().filter(is_active=True)
+    page = await active.order_by("-created_at").page(1, 50)
+    n = await active.filter(email__endswith="@example.com").count()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, inspect, literal, or_, select
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import update as sa_update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pkg.database.exceptions import (
+    MultipleResultsError,
+    NotFoundError,
+    QueryError,
+    UnsafeQueryError,
+)
+from pkg.database.lookups import build_lookups
+from pkg.database.ordering import (
+    SortKey,
+    check_keyset_columns,
+    keyset_predicate,
+    order_clauses,
+    parse_sort,
+    with_pk_tiebreaker,
+)
+from pkg.database.pagination import KeysetCodec, KeysetPage, Page
+from pkg.database.scope import SessionScope
+from pkg.database.types import utcnow
+from pkg.database.writes import update_values
+
+__all__ = ["QueryBuilder"]
+
+ModelT = TypeVar("ModelT")
+Deleted = Literal["exclude", "include", "only"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryBuilder(Generic[ModelT]):
+    """An immutable query over ``model``; terminals run it (``session=`` joins a transaction)."""
+
+    model: type[ModelT]
+    scope: SessionScope
+    codec: KeysetCodec
+    conditions: tuple[ColumnElement[bool], ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    limit_: int | None = None
+    offset_: int | None = None
+    deleted: Deleted = "exclude"
+    lock: tuple[bool, bool] | None = None
+    loader_options: tuple[Any, ...] = field(default=())
+
+    # -- generative -----------------------------------------------------------------
+    def where(self, *expressions: ColumnElement[bool]) -> QueryBuilder[ModelT]:
+        """AND SQLAlchemy expressions: ``.where(User.id > 5)``."""
+        return dataclasses.replace(self, conditions=self.conditions + expressions)
+
+    def filter(self, **lookups: Any) -> QueryBuilder[ModelT]:
+        """AND Django-style lookups: ``.filter(email__icontains="x", id__in=[1, 2])``."""
+        return self.where(*build_lookups(self.model, lookups))
+
+    def or_(self, *groups: ColumnElement[bool] | Mapping[str, Any], **lookups: Any) -> QueryBuilder[ModelT]:
+        """AND one OR group: each expression, each dict (ANDed inside) and each lookup is a branch.
+
+        ``.or_(username="ann", email__endswith="@ann.dev")``
+        """
+        branches: list[ColumnElement[bool]] = []
+        for group in groups:
+            if isinstance(group, Mapping):
+                branches.append(and_(*build_lookups(self.model, group)))
+            else:
+                branches.append(group)
+        branches += [build_lookups(self.model, {k: v})[0] for k, v in lookups.items()]
+        if not branches:
+            raise QueryError("or_() needs at least one condition")
+        return self.where(or_(*branches))
+
+    def order_by(self, *fields: str) -> QueryBuilder[ModelT]:
+        """Sort by attribute names, ``-`` for descending: ``.order_by("-created_at", "id")``."""
+        return dataclasses.replace(self, sort=self.sort + parse_sort(self.model, fields))
+
+    def limit(self, n: int | None) -> QueryBuilder[ModelT]:
+        return dataclasses.replace(self, limit_=n)
+
+    def offset(self, n: int | None) -> QueryBuilder[ModelT]:
+        return dataclasses.replace(self, offset_=n)
+
+    def include_deleted(self) -> QueryBuilder[ModelT]:
+        """Also see soft-deleted rows."""
+        return dataclasses.replace(self, deleted="include")
+
+    def only_deleted(self) -> QueryBuilder[ModelT]:
+        """See only soft-deleted rows."""
+        return dataclasses.replace(self, deleted="only")
+
+    def for_update(self, *, nowait: bool = False, skip_locked: bool = False) -> QueryBuilder[ModelT]:
+        """SELECT ... FOR UPDATE (ignored by SQLite); use inside a transaction."""
+        return dataclasses.replace(self, lock=(nowait, skip_locked))
+
+    def options(self, *loader_options: Any) -> QueryBuilder[ModelT]:
+        """ORM loader options, e.g. ``selectinload(User.orders)``."""
+        return dataclasses.replace(self, loader_options=self.loader_options + loader_options)
+
+    # -- statement building ---------------------------------------------------------
+    def _criteria(self) -> list[ColumnElement[bool]]:
+        criteria = list(self.conditions)
+        column = getattr(self.model, "deleted_at", None)
+        if column is not None and self.deleted != "include":
+            criteria.append(column.is_(None) if self.deleted == "exclude" else column.is_not(None))
+        return criteria
+
+    def _apply(self, stmt: Select[Any], sort: tuple[SortKey, ...]) -> Select[Any]:
+        stmt = stmt.where(*self._criteria())
+        if sort:
+            stmt = stmt.order_by(*order_clauses(self.model, sort))
+        if self.limit_ is not None:
+            stmt = stmt.limit(self.limit_)
+        if self.offset_ is not None:
+            stmt = stmt.offset(self.offset_)
+        if self.lock is not None:
+            stmt = stmt.with_for_update(nowait=self.lock[0], skip_locked=self.lock[1])
+        return stmt
+
+    def statement(self) -> Select[ModelT]:
+        """The ORM SELECT this builder runs for ``all()``."""
+        stmt = self._apply(select(self.model), self.sort)
+        return stmt.options(*self.loader_options) if self.loader_options else stmt
+
+    def _table_columns(self) -> Select[Any]:
+        return self._apply(select(*inspect(self.model).local_table.columns), self.sort)
+
+    def _count_statement(self) -> Select[int]:
+        if self.limit_ is None and self.offset_ is None:
+            return select(func.count()).select_from(self.model).where(*self._criteria())
+        inner = self._apply(select(literal(1).label("one")).select_from(self.model), ())
+        return select(func.count()).select_from(inner.subquery())
+
+    # -- reads ----------------------------------------------------------------------
+    async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
+        async with self.scope.read(session) as s:
+            return list((await s.scalars(self.statement())).all())
+
+    async def first(self, *, session: AsyncSession | None = None) -> ModelT | None:
+        """The first row (LIMIT 1), or None."""
+        rows = await self.limit(1).all(session=session)
+        return rows[0] if rows else None
+
+    async def one_or_none(self, *, session: AsyncSession | None = None) -> ModelT | None:
+        """The only row, or None; ``MultipleResultsError`` if there are more."""
+        rows = await self.limit(2).all(session=session)
+        if len(rows) > 1:
+            raise MultipleResultsError(f"more than one {self.model.__name__} matched")
+        return rows[0] if rows else None
+
+    async def one(self, *, session: AsyncSession | None = None) -> ModelT:
+        """The only row; ``NotFoundError`` if none, ``MultipleResultsError`` if more."""
+        row = await self.one_or_none(session=session)
+        if row is None:
+            raise NotFoundError(f"no {self.model.__name__} matched")
+        return row
+
+    async def count(self, *, session: AsyncSession | None = None) -> int:
+        async with self.scope.read(session) as s:
+            conn = await s.connection()
+            return int((await conn.execute(self._count_statement())).scalar_one())
+
+    async def exists(self, *, session: AsyncSession | None = None) -> bool:
+        """``SELECT 1 WHERE EXISTS (...)``: no row is fetched."""
+        inner = exists().select_from(self.model).where(*self._criteria())
+        async with self.scope.read(session) as s:
+            conn = await s.connection()
+            return (await conn.execute(select(literal(1)).where(inner))).first() is not None
+
+    async def dicts(self, *, session: AsyncSession | None = None) -> list[dict[str, Any]]:
+        """Rows as plain dicts keyed by column name (Core speed, no identity map)."""
+        async with self.scope.read(session) as s:
+            conn = await s.connection()
+            result = await conn.execute(self._table_columns())
+            return [dict(row) for row in result.mappings()]
+
+    async def stream(
+        self, *, chunk_size: int = 1000, session: AsyncSession | None = None
+    ) -> AsyncIterator[ModelT]:
+        """Iterate a large result in chunks of ``chunk_size`` (server-side cursor)."""
+        stmt = self.statement().execution_options(yield_per=chunk_size)
+        async with self.scope.read(session) as s:
+            result = await s.stream_scalars(stmt)
+            async for row in result:
+                yield row
+
+    async def page(
+        self, page: int = 1, size: int = 50, *, session: AsyncSession | None = None
+    ) -> Page[ModelT]:
+        """Offset page ``page`` (1-based) of ``size`` rows, PK-tiebroken, with the total."""
+        if page < 1 or size < 1:
+            raise QueryError("page and size must be >= 1")
+        sort = with_pk_tiebreaker(self.model, self.sort)
+        paged = dataclasses.replace(self, sort=sort, limit_=size, offset_=(page - 1) * size)
+        async with self.scope.read(session) as s:
+            total = await self.count(session=s)
+            items = await paged.all(session=s) if total > (page - 1) * size else []
+        return Page(items=items, total=total, page=page, size=size)
+
+    def _keyset_spec(self) -> tuple[tuple[SortKey, ...], str]:
+        sort = with_pk_tiebreaker(self.model, self.sort)
+        check_keyset_columns(self.model, sort)
+        table = inspect(self.model).local_table.name
+        return sort, f"{table}:{','.join(str(k) for k in sort)}"
+
+    async def keyset(
+        self, size: int = 50, after: str | None = None, *, session: AsyncSession | None = None
+    ) -> KeysetPage[ModelT]:
+        """The ``size`` rows after cursor ``after``; ``next_cursor`` is None on the last page."""
+        if size < 1:
+            raise QueryError("size must be >= 1")
+        sort, spec = self._keyset_spec()
+        query = dataclasses.replace(self, sort=sort, limit_=size + 1, offset_=None)
+        if after is not None:
+            types = [_python_type(self.model, k.name) for k in sort]
+            values = self.codec.decode(spec, after, types)
+            query = query.where(keyset_predicate(self.model, sort, values))
+        rows = await query.all(session=session)
+        if len(rows) <= size:
+            return KeysetPage(items=rows, next_cursor=None)
+        last = rows[size - 1]
+        cursor = self.codec.encode(spec, [getattr(last, k.name) for k in sort])
+        return KeysetPage(items=rows[:size], next_cursor=cursor)
+
+    # -- writes ---------------------------------------------------------------------
+    def _check_write(self, allow_all: bool) -> None:
+        if self.limit_ is not None or self.offset_ is not None:
+            raise QueryError("update/delete do not take limit/offset")
+        if not self.conditions and not allow_all:
+            raise UnsafeQueryError(
+                f"{self.model.__name__}: update/delete without a condition; pass allow_all=True"
+            )
+
+    async def update(
+        self, *, allow_all: bool = False, session: AsyncSession | None = None, **values: Any
+    ) -> int:
+        """UPDATE the matching rows; returns the rowcount. Keeps timestamps and version."""
+        self._check_write(allow_all)
+        stmt = sa_update(self.model).where(*self._criteria()).values(update_values(self.model, values))
+        async with self.scope.write(session) as s:
+            result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete(self, *, allow_all: bool = False, session: AsyncSession | None = None) -> int:
+        """DELETE the matching rows (a hard delete); returns the rowcount."""
+        self._check_write(allow_all)
+        stmt = sa_delete(self.model).where(*self._criteria())
+        async with self.scope.write(session) as s:
+            result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def soft_delete(self, *, allow_all: bool = False, session: AsyncSession | None = None) -> int:
+        """Set ``deleted_at`` on the matching live rows; returns the rowcount."""
+        if not hasattr(self.model, "deleted_at"):
+            raise QueryError(f"{self.model.__name__} has no SoftDeleteMixin")
+        live = dataclasses.replace(self, deleted="exclude")
+        return await live.update(allow_all=allow_all, session=session, deleted_at=utcnow())
+
+
+def _python_type(model: type[Any], name: str) -> type[Any] | None:
+    column = inspect(model).column_attrs[name].columns[0]
+    try:
+        return column.type.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return None
