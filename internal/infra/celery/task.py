@@ -1,0 +1,66 @@
+"""``db_task``: a Celery task whose coroutine runs on the worker loop inside one transaction.
+
+Example::
+
+    @db_task(name="kit.rename")
+    async def rename(session: AsyncSession, user_id: int, name: str) -> int:
+        await users.update_by_id(user_id, username=name, session=session)
+        return user_id
+
+    rename.delay(5, "ada")     # COMMIT on success, ROLLBACK on error
+
+Transient database errors (lost connection, deadlock, serialization failure) are
+retried with exponential backoff and jitter; integrity errors never are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from celery import Celery, Task
+
+from internal.infra.celery.app import celery_app
+from internal.infra.celery.loop import run
+from internal.infra.database import get_session
+from pkg.database.context import transaction
+from pkg.database.exceptions import IntegrityViolationError, TransientDatabaseError
+
+__all__ = ["RETRY_DEFAULTS", "db_task", "in_transaction"]
+
+logger = logging.getLogger(__name__)
+
+TaskFn = Callable[..., Awaitable[Any]]
+
+RETRY_DEFAULTS: dict[str, Any] = {
+    "autoretry_for": (TransientDatabaseError,),
+    "dont_autoretry_for": (IntegrityViolationError,),
+    "retry_backoff": 1,  # seconds: 1, 2, 4, ... (full jitter)
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+async def in_transaction(fn: TaskFn, *args: Any, **kwargs: Any) -> Any:
+    """``await fn(session, *args, **kwargs)`` in one transaction (commit or rollback)."""
+    async with transaction(get_session) as session:
+        return await fn(session, *args, **kwargs)
+
+
+def db_task(app: Celery | None = None, **options: Any) -> Callable[[TaskFn], Task]:
+    """Register ``async def fn(session, ...)`` as a Celery task with DB retry defaults."""
+    target = app or celery_app
+    merged = {**RETRY_DEFAULTS, **options}
+
+    def decorate(fn: TaskFn) -> Task:
+        def runner(*args: Any, **kwargs: Any) -> Any:
+            return run(in_transaction(fn, *args, **kwargs))
+
+        # name and docs only: no __wrapped__, so Celery checks call arguments without `session`
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(runner, attr, getattr(fn, attr))
+        return target.task(**merged)(runner)  # type: ignore[no-any-return]
+
+    return decorate

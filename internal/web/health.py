@@ -1,0 +1,66 @@
+"""Liveness and database health: ``/health`` (process up) and ``/health/db`` (real round trip).
+
+Example::
+
+    $ curl -s localhost:8000/health/db
+    {"status": "ok", "latency_ms": 0.8, "pool": {"pool": "AsyncAdaptedQueuePool", "size": 5, ...}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from internal.web.schemas import DbHealthOut, HealthOut
+from sqlalchemy import literal, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from internal.infra.database import get_session, pool_status
+from pkg.database.exceptions import DatabaseError
+
+__all__ = ["PING_TIMEOUT", "ping_database", "router"]
+
+logger = logging.getLogger(__name__)
+
+PING_TIMEOUT = 5.0  # seconds; a health probe must answer even when the server hangs
+router = APIRouter(tags=["health"])
+
+
+async def ping_database(timeout: float = PING_TIMEOUT) -> float:
+    """One ``SELECT 1`` through the pool; returns the latency in milliseconds."""
+    started = time.perf_counter()
+    async with asyncio.timeout(timeout), get_session() as session:
+        await session.execute(select(literal(1)))
+    return (time.perf_counter() - started) * 1000
+
+
+def _safe_pool_status() -> dict[str, Any] | None:
+    try:
+        return pool_status()
+    except DatabaseError:
+        return None
+
+
+@router.get("/health", response_model=HealthOut, summary="The process is up")
+async def health() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get(
+    "/health/db",
+    response_model=DbHealthOut,
+    summary="A real database round trip plus pool counters",
+    responses={503: {"model": DbHealthOut, "description": "The database is unreachable"}},
+)
+async def health_db() -> Any:
+    try:
+        latency = await ping_database()
+    except (DatabaseError, SQLAlchemyError, OSError, TimeoutError) as exc:
+        logger.warning("database health check failed: %s", type(exc).__name__)
+        body = DbHealthOut(status="unavailable", error=type(exc).__name__, pool=_safe_pool_status())
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
+    return DbHealthOut(status="ok", latency_ms=round(latency, 3), pool=_safe_pool_status())
