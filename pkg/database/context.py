@@ -71,16 +71,8 @@ def raise_translated(exc: BaseException) -> None:
 
 @asynccontextmanager
 async def _savepoint(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    nested = await session.begin_nested()
-    try:
+    async with session.begin_nested():
         yield session
-    except BaseException:
-        if nested.is_active:
-            await nested.rollback()
-        raise
-    else:
-        if nested.is_active:
-            await nested.commit()
 
 
 @asynccontextmanager
