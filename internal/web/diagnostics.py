@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from internal.web.schemas import SleepOut
 from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from internal.web.deps import SessionDep
+from internal.web.schemas import SleepOut
 
 __all__ = ["router", "server_sleep"]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from internal.web.schemas import DbHealthOut, HealthOut
 from sqlalchemy import literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from internal.infra.database import get_session, pool_status
+from internal.web.schemas import DbHealthOut, HealthOut
 from pkg.database.exceptions import DatabaseError
 
 __all__ = ["PING_TIMEOUT", "ping_database", "router"]

@@ -1,0 +1,1 @@
+"""The web layer of the reference app: routes, schemas, dependencies, errors, drain."""

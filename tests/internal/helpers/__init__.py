@@ -1,0 +1,1 @@
+"""Helpers for the process tests: subprocesses, free ports and pg_stat_activity."""
