@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, inspect, or_
+from sqlalchemy import ColumnElement, and_, inspect, literal, or_
 
 from pkg.database.exceptions import QueryError, UnknownFieldError
 from pkg.database.lookups import column_names, resolve_column
@@ -66,10 +66,11 @@ def check_keyset_columns(model: type[Any], keys: Sequence[SortKey]) -> None:
 
 def keyset_predicate(model: type[Any], keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly after ``values`` in the order given by ``keys``."""
+    columns = [resolve_column(model, k.name) for k in keys]
+    bound = [literal(v, c.type) for c, v in zip(columns, values, strict=True)]
     branches = []
     for i, key in enumerate(keys):
-        column = resolve_column(model, key.name)
-        equal = [resolve_column(model, k.name) == v for k, v in zip(keys[:i], values[:i], strict=True)]
-        step = column < values[i] if key.desc else column > values[i]
+        equal = [columns[j] == bound[j] for j in range(i)]
+        step = columns[i] < bound[i] if key.desc else columns[i] > bound[i]
         branches.append(and_(*equal, step))
     return or_(*branches)

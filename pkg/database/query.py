@@ -272,8 +272,9 @@ class QueryBuilder(Generic[ModelT]):
 
 
 def _python_type(model: type[Any], name: str) -> type[Any] | None:
-    column = inspect(model).column_attrs[name].columns[0]
+    column_type = inspect(model).column_attrs[name].columns[0].type
+    column_type = getattr(column_type, "impl_instance", column_type)
     try:
-        return column.type.python_type  # type: ignore[no-any-return]
+        return column_type.python_type  # type: ignore[no-any-return]
     except NotImplementedError:
         return None
