@@ -25,7 +25,6 @@ __all__ = ["QueryMonitor", "QueryStats", "attach_query_monitor", "query_stats"]
 
 slow_query_logger = logging.getLogger("pkg.database.slow_query")
 
-_START_KEY = "_kit_query_start"
 _monitors: weakref.WeakKeyDictionary[Engine, QueryMonitor] = weakref.WeakKeyDictionary()
 
 
@@ -65,26 +64,22 @@ class QueryMonitor:
     def before(
         self, conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
     ) -> None:
-        conn.info.setdefault(_START_KEY, []).append(perf_counter())
+        # The execution context lives exactly as long as the statement: no cleanup on error.
+        context._kit_started = perf_counter()
 
     def after(
         self, conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
     ) -> None:
-        starts = conn.info.get(_START_KEY)
-        if not starts:
+        started = getattr(context, "_kit_started", None)
+        if started is None:
             return
-        elapsed = perf_counter() - starts.pop()
+        elapsed = perf_counter() - started
         self.statements += 1
         self.total_time += elapsed
-        if self.threshold is not None and elapsed >= self.threshold:
+        threshold = self.threshold
+        if threshold is not None and elapsed >= threshold:
             self.slow_statements += 1
             self._log_slow(elapsed, statement, params, many)
-
-    def on_error(self, context: Any) -> None:
-        conn = getattr(context, "connection", None)
-        starts = conn.info.get(_START_KEY) if conn is not None and not conn.closed else None
-        if starts:
-            starts.pop()
 
     def _log_slow(self, elapsed: float, statement: str, params: Any, many: bool) -> None:
         sql = " ".join(statement.split())
@@ -126,7 +121,6 @@ def attach_query_monitor(
     monitor = QueryMonitor(threshold, log_parameters=log_parameters, max_sql_length=max_sql_length)
     event.listen(engine, "before_cursor_execute", monitor.before)
     event.listen(engine, "after_cursor_execute", monitor.after)
-    event.listen(engine, "handle_error", monitor.on_error)
     _monitors[engine] = monitor
     return monitor
 
