@@ -19,9 +19,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from internal.config.load_config import Settings, get_settings
+from pkg.database.cleanup import configure_cleanup
 from pkg.database.engine import mask_url
 from pkg.database.exceptions import DatabaseNotInitializedError
+from pkg.database.leaks import configure_leak_tracking
 from pkg.database.lifecycle import CloseReport, Database
+from pkg.database.signals import set_signal_handling
 
 __all__ = [
     "close_async_db",
@@ -49,12 +52,23 @@ def _build(settings: Settings) -> Database:
     )
 
 
-async def init_async_db(settings: Settings | None = None) -> Database:
-    """Create the engine once; later and concurrent calls return the same one."""
+def _apply_runtime_settings(settings: Settings, handle_signals: bool | None) -> None:
+    """Shutdown bound, leak tracking and signal handling, from settings (or the override)."""
+    configure_cleanup(shutdown_timeout=settings.db_shutdown_timeout)
+    configure_leak_tracking(enabled=settings.db_leak_tracking, threshold=settings.db_leak_threshold)
+    set_signal_handling(settings.db_handle_signals if handle_signals is None else handle_signals)
+
+
+async def init_async_db(settings: Settings | None = None, *, handle_signals: bool | None = None) -> Database:
+    """Create the engine once; later and concurrent calls return the same one.
+
+    ``handle_signals`` overrides ``DB_HANDLE_SIGNALS`` (False: leave SIGTERM/SIGINT alone).
+    """
     global _db, _settings
     with _lock:  # no await inside: concurrent callers on one loop cannot interleave
         if _db is None:
             _settings = settings or get_settings()
+            _apply_runtime_settings(_settings, handle_signals)
             _db = _build(_settings)
             logger.info("database initialised: %s", mask_url(_settings.database_url))
         return _db
@@ -103,7 +117,12 @@ async def close_async_db(timeout: float | None = None) -> CloseReport | None:
 
 
 def reset_async_db() -> None:
-    """Forget the engine without touching sockets owned by another loop or process."""
+    """Forget the engine; its connections are closed on the loop that owns them.
+
+    Called on the running owner loop the close is scheduled there (and finishes before
+    that loop ends); in a forked child the parent's sockets are left alone. The next
+    :func:`init_async_db` builds a fresh engine, e.g. for a new event loop.
+    """
     global _db
     with _lock:
         db, _db = _db, None

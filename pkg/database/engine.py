@@ -107,6 +107,9 @@ def new_async_engine(
     options["connect_args"] = _connect_args(sa_url, application_name, dict(options.get("connect_args") or {}))
     engine = create_async_engine(sa_url, **options)
     attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
+    from pkg.database.cleanup import register_engine  # cleanup imports this module
+
+    register_engine(engine)
     logger.debug("created engine for %s", mask_url(sa_url))
     return engine
 

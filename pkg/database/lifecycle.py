@@ -11,7 +11,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,9 +21,11 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pkg.database.engine import mask_url, new_async_engine, new_async_session_maker
+from pkg.database.cleanup import release_engine
+from pkg.database.engine import new_async_engine, new_async_session_maker
 from pkg.database.exceptions import translate_error
-from pkg.database.pool import pool_status
+from pkg.database.pool import kit_pool_options, pool_status
+from pkg.database.shutdown import close_engine
 
 __all__ = ["CloseReport", "Database", "session_scope"]
 
@@ -38,6 +39,8 @@ class CloseReport:
     checked_out: int
     forced: bool
     elapsed: float
+    forced_connections: int = 0
+    owners: tuple[str, ...] = ()
 
 
 @asynccontextmanager
@@ -65,9 +68,11 @@ class Database:
 
     def __init__(self, url: str | URL, *, read_url: str | URL | None = None, **engine_options: Any) -> None:
         self.url = url
-        self.engine: AsyncEngine = new_async_engine(url, **engine_options)
+        self.engine: AsyncEngine = new_async_engine(url, **{**kit_pool_options(url), **engine_options})
         self.read_engine: AsyncEngine | None = (
-            new_async_engine(read_url, **engine_options) if read_url else None
+            new_async_engine(read_url, **{**kit_pool_options(read_url), **engine_options})
+            if read_url
+            else None
         )
         self.session_maker = new_async_session_maker(self.engine)
         self.read_session_maker = (
@@ -92,27 +97,30 @@ class Database:
         return status
 
     async def close(self, timeout: float | None = None) -> CloseReport:
-        """Dispose every engine within ``timeout`` seconds; report what was still in use."""
+        """Dispose every engine within ``timeout`` seconds; past it, close the rest hard.
+
+        The report counts what was still checked out, names the owners, and says how
+        many connections had to be forced.
+        """
         started = time.monotonic()
-        checked_out = sum(pool_status(e)["checked_out"] for e in self.engines())
-        if checked_out:
-            logger.warning(
-                "closing %s with %d connection(s) still checked out",
-                mask_url(self.url),
-                checked_out,
-            )
-        forced = False
+        reports = []
         for engine in self.engines():
             remaining = None if timeout is None else max(timeout - (time.monotonic() - started), 0.01)
-            try:
-                await asyncio.wait_for(engine.dispose(), remaining)
-            except TimeoutError:
-                forced = True
-                logger.warning("dispose of %s timed out; dropping the pool", mask_url(engine.url))
-                await engine.dispose(close=False)
-        return CloseReport(checked_out, forced, time.monotonic() - started)
+            reports.append(await close_engine(engine, remaining))
+        forced = sum(r.forced for r in reports)
+        return CloseReport(
+            checked_out=sum(r.checked_out for r in reports),
+            forced=forced > 0,
+            elapsed=time.monotonic() - started,
+            forced_connections=forced,
+            owners=tuple(owner for r in reports for owner in r.owners),
+        )
 
     def reset(self) -> None:
-        """Forget the pools without touching their sockets (new loop or forked child)."""
+        """Forget the engines' pools after closing them on their own loop (sync).
+
+        On the running owner loop the close is scheduled and finishes before that loop
+        ends; in a forked child the parent's sockets are left alone.
+        """
         for engine in self.engines():
-            engine.sync_engine.dispose(close=False)
+            release_engine(engine)

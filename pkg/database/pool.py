@@ -1,12 +1,60 @@
-"""Pool introspection: one dict shape for every pool class SQLAlchemy may pick."""
+"""Pool introspection: one dict shape for every pool class SQLAlchemy may pick.
+
+:class:`KitAsyncQueuePool` (used by :class:`~pkg.database.lifecycle.Database` for
+server databases) also counts tasks waiting for a connection and cumulative checkout
+timeouts; other pools report 0 for both.
+
+Example::
+
+    status = pool_status(engine)
+    assert status["checked_out"] == 0 and status["timeouts"] == 0
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
-__all__ = ["pool_status"]
+__all__ = ["KitAsyncQueuePool", "kit_pool_options", "pool_status"]
+
+
+class KitAsyncQueuePool(AsyncAdaptedQueuePool):
+    """An :class:`AsyncAdaptedQueuePool` that counts waiters and checkout timeouts.
+
+    The timeout count survives ``engine.dispose()`` (the pool is recreated).
+    """
+
+    waiters = 0
+    timeouts = 0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        self.waiters += 1
+        try:
+            return super()._do_get()
+        except sa_exc.TimeoutError:
+            self.timeouts += 1
+            raise
+        finally:
+            self.waiters -= 1
+
+    def recreate(self) -> KitAsyncQueuePool:
+        fresh = super().recreate()
+        assert isinstance(fresh, KitAsyncQueuePool)
+        fresh.timeouts = self.timeouts
+        return fresh
+
+
+def kit_pool_options(url: str | URL) -> dict[str, Any]:
+    """Engine options selecting :class:`KitAsyncQueuePool` where a queue pool applies."""
+    sa_url = make_url(url)
+    database = sa_url.database or ""
+    if sa_url.get_backend_name() == "sqlite" and (database in ("", ":memory:") or "memory" in str(sa_url)):
+        return {}
+    return {"poolclass": KitAsyncQueuePool}
 
 
 def _call(pool: Any, name: str) -> int:
@@ -15,7 +63,7 @@ def _call(pool: Any, name: str) -> int:
 
 
 def pool_status(engine: AsyncEngine) -> dict[str, Any]:
-    """Size, checked-out, overflow and idle connections of ``engine``'s pool.
+    """Size, checked-out, overflow, idle, waiters and cumulative checkout timeouts of ``engine``.
 
     Example: ``pool_status(engine)["checked_out"]`` is 0 when nothing leaked.
     """
@@ -26,4 +74,6 @@ def pool_status(engine: AsyncEngine) -> dict[str, Any]:
         "checked_out": _call(pool, "checkedout"),
         "overflow": max(_call(pool, "overflow"), 0),
         "idle": _call(pool, "checkedin"),
+        "waiters": int(getattr(pool, "waiters", 0)),
+        "timeouts": int(getattr(pool, "timeouts", 0)),
     }

@@ -1,0 +1,134 @@
+"""SIGTERM/SIGINT handling that chains to the application's own handlers.
+
+Installed (main thread only) when the first engine is registered, unless switched off
+with :func:`set_signal_handling` (``DB_HANDLE_SIGNALS=false``).
+
+* A handler was installed before (uvicorn, Celery, the user's): it is called and
+  nothing else happens: the application drains and closes the database itself.
+* No handler (a plain script): at the next clean point of every running loop the kit
+  raises ``SystemExit(128 + signum)`` for SIGTERM (status 143) and ``KeyboardInterrupt``
+  for SIGINT (Python's convention: status 130 / killed by SIGINT). ``asyncio.run()``
+  then cancels the tasks (an open transaction rolls back), and the loop's engines are
+  disposed on it. Outside a running loop the exception is raised at once.
+
+A repeated signal during that shutdown is ignored for ``shutdown_timeout`` seconds,
+then kills the process the default way.
+
+Example::
+
+    set_signal_handling(False)   # e.g. in a Celery worker that manages signals itself
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from types import FrameType
+from typing import Any
+
+from pkg.database.cleanup import registered_engines, running_loops, shutdown_timeout
+
+__all__ = [
+    "install_signal_handlers",
+    "set_signal_handling",
+    "signal_handling_enabled",
+    "uninstall_signal_handlers",
+]
+
+logger = logging.getLogger(__name__)
+
+HANDLED = (signal.SIGTERM, signal.SIGINT)
+_previous: dict[int, Any] = {}
+_state: dict[str, Any] = {"enabled": True, "stopping_since": None}
+
+
+def _is_asyncio_runner(handler: Any) -> bool:
+    """asyncio.Runner's own SIGINT handler: asyncio's default, not the application's."""
+    owner = getattr(handler.func, "__self__", None) if isinstance(handler, partial) else None
+    return isinstance(owner, asyncio.Runner)
+
+
+def _is_application_handler(handler: Any) -> bool:
+    return callable(handler) and handler is not signal.default_int_handler and not _is_asyncio_runner(handler)
+
+
+def signal_handling_enabled() -> bool:
+    return bool(_state["enabled"])
+
+
+def set_signal_handling(enabled: bool) -> None:
+    """Switch the kit's signal handling on (installs now if engines exist) or off (restores)."""
+    _state["enabled"] = enabled
+    if enabled:
+        if registered_engines():
+            install_signal_handlers()
+    else:
+        uninstall_signal_handlers()
+
+
+def install_signal_handlers() -> None:
+    """Wrap the current SIGTERM/SIGINT handlers; a no-op off the main thread or when disabled."""
+    if not _state["enabled"] or threading.current_thread() is not threading.main_thread():
+        return
+    for signum in HANDLED:
+        current = signal.getsignal(signum)
+        if current is _handle or current in (signal.SIG_IGN, None):
+            continue  # ours already, deliberately ignored, or set outside Python
+        _previous[signum] = signal.default_int_handler if _is_asyncio_runner(current) else current
+        signal.signal(signum, _handle)
+
+
+def uninstall_signal_handlers() -> None:
+    """Put back the handlers found at install time, where ours is still the current one."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in list(_previous.items()):
+        if signal.getsignal(signum) is _handle:
+            signal.signal(signum, previous)
+        del _previous[signum]
+    _state["stopping_since"] = None
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    previous = _previous.get(signum)
+    if previous is not None and _is_application_handler(previous):
+        logger.info("signal %d: handing over to the application's handler", signum)
+        previous(signum, frame)
+        return
+    since = _state["stopping_since"]
+    if since is not None:
+        if time.monotonic() - since > shutdown_timeout():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        logger.warning("signal %d again: shutdown already in progress", signum)
+        return
+    _state["stopping_since"] = time.monotonic()
+    _stop(signum)
+
+
+def _exit_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def _stop(signum: int) -> None:
+    """Stop every running kit loop at a clean point; raise here if none runs in this thread."""
+    logger.info("signal %d: stopping, rolling back open transactions and closing connections", signum)
+    here: asyncio.AbstractEventLoop | None = asyncio._get_running_loop()
+    stop: Callable[[], None] = partial(_raise, _exit_exception(signum))
+    for loop in running_loops():
+        if loop is not here:
+            loop.call_soon_threadsafe(partial(_raise, SystemExit(128 + signum)))
+    if here is not None:
+        here.call_soon_threadsafe(stop)
+        return
+    stop()
