@@ -106,7 +106,7 @@ async def test_failed_statement_does_not_corrupt_timing(backend: Backend) -> Non
     eng = backend.engine(slow_query_threshold=None)
     try:
         async with eng.connect() as conn:
-            with pytest.raises(Exception, match="(?i)no_such_table|doesn't exist|does not exist"):
+            with pytest.raises(Exception, match=r"(?i)no_such_table|doesn't exist|does not exist"):
                 await conn.execute(text("SELECT * FROM no_such_table"))
             await conn.rollback()
             await conn.execute(text("SELECT 1"))
