@@ -59,6 +59,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         uninstall()
         drain.start_drain("lifespan shutdown")
+        await drain.settle()
         drain.log_summary()
         report = await close_async_db(settings.db_shutdown_timeout)
         if report is not None and (report.forced or report.checked_out):

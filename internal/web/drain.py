@@ -4,19 +4,21 @@ uvicorn closes its listening socket on SIGTERM and waits (up to
 ``timeout_graceful_shutdown``) for in-flight requests. This module adds the
 application's side: a chained SIGTERM/SIGINT handler that flips the app into
 draining mode, an ASGI middleware that answers requests arriving during the drain
-with ``503`` + ``Retry-After``, and counters the lifespan logs at shutdown::
+(and those the deadline cancels) with ``503`` + ``Retry-After``, and counters the lifespan logs at shutdown::
 
     drain = DrainState()
     app.add_middleware(DrainMiddleware, state=drain)
     uninstall = install_drain_signals(drain)   # in the lifespan startup
     ...
-    uninstall(); drain.log_summary()           # in the lifespan shutdown
+    uninstall(); await drain.settle(); drain.log_summary()   # in the lifespan shutdown
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import logging
 import signal
 import threading
@@ -47,6 +49,7 @@ class DrainState:
     cancelled: int = 0
     rejected: int = 0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start_drain(self, reason: str) -> None:
         """Enter draining mode (idempotent) and log what is still running."""
@@ -60,14 +63,23 @@ class DrainState:
     def enter(self, label: str) -> int:
         ident = next(self._ids)
         self.in_flight[ident] = (label, time.monotonic())
+        self._idle.clear()
         return ident
 
     def leave(self, ident: int, *, cancelled: bool = False) -> None:
         self.in_flight.pop(ident, None)
+        if not self.in_flight:
+            self._idle.set()
         if cancelled:
             self.cancelled += 1
         elif self.draining:
             self.finished_during_drain += 1
+
+    async def settle(self, timeout: float = 1.0) -> None:
+        """Give requests just cancelled by the server's deadline a moment to unwind."""
+        if self.in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
 
     def summary(self) -> dict[str, Any]:
         waited = time.monotonic() - self.drain_started if self.drain_started is not None else 0.0
@@ -94,7 +106,11 @@ class DrainState:
             info["rejected"],
         )
         if info["cancelled"] or info["still_running"]:
-            logger.warning("drain forced: still running at shutdown: %s", info["still_running"])
+            logger.warning(
+                "drain forced: %d request(s) cancelled at the deadline (answered 503); still running: %s",
+                info["cancelled"],
+                info["still_running"],
+            )
         return info
 
 
@@ -114,16 +130,30 @@ class DrainMiddleware:
             await _refuse(send)
             return
         ident = self.state.enter(f"{scope['method']} {scope['path']}")
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, tracking_send)
         except asyncio.CancelledError:
             self.state.leave(ident, cancelled=True)
-            raise
+            if started or not self.state.draining:
+                raise
+            # cancelled by the server's drain deadline: answer 503 instead of a 500 traceback
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await _refuse(send, "request cancelled: shutdown deadline exceeded")
+            return
         self.state.leave(ident)
 
 
-async def _refuse(send: Callable[..., Any]) -> None:
-    body = b'{"detail":"server is shutting down","code":"draining"}'
+async def _refuse(send: Callable[..., Any], detail: str = "server is shutting down") -> None:
+    body = json.dumps({"detail": detail, "code": "draining"}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"retry-after", _RETRY_AFTER.encode()),
