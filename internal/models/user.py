@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Identity, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pkg.database.models import AuditMixin, Base, SoftDeleteMixin, TimestampMixin, VersionMixin
@@ -16,7 +16,7 @@ class User(TimestampMixin, SoftDeleteMixin, VersionMixin, AuditMixin, Base):
 
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)
     username: Mapped[str] = mapped_column(String(100), index=True)
     email: Mapped[str] = mapped_column(String(255), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, inspect, or_, true
+from sqlalchemy import ColumnElement, and_, inspect, literal_column, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from pkg.database.exceptions import UnknownFieldError
@@ -20,6 +20,17 @@ from pkg.database.limits import in_list_limit
 __all__ = ["OPERATORS", "build_lookups", "column_names", "resolve_column"]
 
 Expr = ColumnElement[bool]
+
+
+def _never() -> Expr:
+    """``1 = 0``: valid in a WHERE on every dialect (bare FALSE / 0 is not, on Oracle < 23)."""
+    return literal_column("1") == literal_column("0")
+
+
+def _always() -> Expr:
+    return literal_column("1") == literal_column("1")
+
+
 _IN_CHUNK = in_list_limit("oracle")  # split long IN lists so they run everywhere
 
 
@@ -32,7 +43,7 @@ def _values(value: Any, op: str) -> list[Any]:
 def _in(col: Any, value: Any) -> Expr:
     items = _values(value, "in")
     if not items:
-        return false()
+        return _never()
     parts = [col.in_(items[i : i + _IN_CHUNK]) for i in range(0, len(items), _IN_CHUNK)]
     return parts[0] if len(parts) == 1 else or_(*parts)
 
@@ -40,7 +51,7 @@ def _in(col: Any, value: Any) -> Expr:
 def _not_in(col: Any, value: Any) -> Expr:
     items = _values(value, "not_in")
     if not items:
-        return true()
+        return _always()
     parts = [col.not_in(items[i : i + _IN_CHUNK]) for i in range(0, len(items), _IN_CHUNK)]
     return and_(*parts)
 

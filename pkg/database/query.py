@@ -14,7 +14,18 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, inspect, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    inspect,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,11 +150,39 @@ class QueryBuilder(Generic[ModelT]):
     def _table_columns(self) -> Select[Any]:
         return self._apply(select(*inspect(self.model).local_table.columns), self.sort)
 
-    def _count_statement(self) -> Select[int]:
+    def count_statement(self) -> Select[int]:
         if self.limit_ is None and self.offset_ is None:
             return select(func.count()).select_from(self.model).where(*self._criteria())
         inner = self._apply(select(literal(1).label("one")).select_from(self.model), ())
         return select(func.count()).select_from(inner.subquery())
+
+    def exists_statement(self) -> Select[int]:
+        """``SELECT 1 WHERE EXISTS (...)``: valid on every dialect, Oracle included."""
+        inner = exists().select_from(self.model).where(*self._criteria())
+        return select(literal_column("1")).where(inner)
+
+    def page_query(self, page: int, size: int) -> QueryBuilder[ModelT]:
+        """The builder for offset page ``page``: PK tiebreaker appended, LIMIT/OFFSET set."""
+        if page < 1 or size < 1:
+            raise QueryError("page and size must be >= 1")
+        sort = with_pk_tiebreaker(self.model, self.sort)
+        return dataclasses.replace(self, sort=sort, limit_=size, offset_=(page - 1) * size)
+
+    def keyset_query(self, size: int, after: str | None = None) -> tuple[QueryBuilder[ModelT], Any]:
+        """The builder fetching ``size + 1`` rows after ``after``, and a cursor maker."""
+        if size < 1:
+            raise QueryError("size must be >= 1")
+        sort, spec = self._keyset_spec()
+        query = dataclasses.replace(self, sort=sort, limit_=size + 1, offset_=None)
+        if after is not None:
+            types = [_python_type(self.model, k.name) for k in sort]
+            values = self.codec.decode(spec, after, types)
+            query = query.where(keyset_predicate(self.model, sort, values))
+
+        def cursor_for(row: Any) -> str:
+            return self.codec.encode(spec, [getattr(row, k.name) for k in sort])
+
+        return query, cursor_for
 
     # -- reads ----------------------------------------------------------------------
     async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
@@ -172,14 +211,13 @@ class QueryBuilder(Generic[ModelT]):
     async def count(self, *, session: AsyncSession | None = None) -> int:
         async with self.scope.read(session) as s:
             conn = await s.connection()
-            return int((await conn.execute(self._count_statement())).scalar_one())
+            return int((await conn.execute(self.count_statement())).scalar_one())
 
     async def exists(self, *, session: AsyncSession | None = None) -> bool:
         """``SELECT 1 WHERE EXISTS (...)``: no row is fetched."""
-        inner = exists().select_from(self.model).where(*self._criteria())
         async with self.scope.read(session) as s:
             conn = await s.connection()
-            return (await conn.execute(select(literal(1)).where(inner))).first() is not None
+            return (await conn.execute(self.exists_statement())).first() is not None
 
     async def dicts(self, *, session: AsyncSession | None = None) -> list[dict[str, Any]]:
         """Rows as plain dicts keyed by column name (Core speed, no identity map)."""
@@ -202,10 +240,7 @@ class QueryBuilder(Generic[ModelT]):
         self, page: int = 1, size: int = 50, *, session: AsyncSession | None = None
     ) -> Page[ModelT]:
         """Offset page ``page`` (1-based) of ``size`` rows, PK-tiebroken, with the total."""
-        if page < 1 or size < 1:
-            raise QueryError("page and size must be >= 1")
-        sort = with_pk_tiebreaker(self.model, self.sort)
-        paged = dataclasses.replace(self, sort=sort, limit_=size, offset_=(page - 1) * size)
+        paged = self.page_query(page, size)
         async with self.scope.read(session) as s:
             total = await self.count(session=s)
             items = await paged.all(session=s) if total > (page - 1) * size else []
@@ -221,20 +256,11 @@ class QueryBuilder(Generic[ModelT]):
         self, size: int = 50, after: str | None = None, *, session: AsyncSession | None = None
     ) -> KeysetPage[ModelT]:
         """The ``size`` rows after cursor ``after``; ``next_cursor`` is None on the last page."""
-        if size < 1:
-            raise QueryError("size must be >= 1")
-        sort, spec = self._keyset_spec()
-        query = dataclasses.replace(self, sort=sort, limit_=size + 1, offset_=None)
-        if after is not None:
-            types = [_python_type(self.model, k.name) for k in sort]
-            values = self.codec.decode(spec, after, types)
-            query = query.where(keyset_predicate(self.model, sort, values))
+        query, cursor_for = self.keyset_query(size, after)
         rows = await query.all(session=session)
         if len(rows) <= size:
             return KeysetPage(items=rows, next_cursor=None)
-        last = rows[size - 1]
-        cursor = self.codec.encode(spec, [getattr(last, k.name) for k in sort])
-        return KeysetPage(items=rows[:size], next_cursor=cursor)
+        return KeysetPage(items=rows[:size], next_cursor=cursor_for(rows[size - 1]))
 
     # -- writes ---------------------------------------------------------------------
     def _check_write(self, allow_all: bool) -> None:

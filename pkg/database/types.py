@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Text
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mysql, oracle, postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from pkg.database.engine import json_dumps, json_loads
@@ -33,7 +33,8 @@ def utcnow() -> datetime:
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out; naive input is taken as UTC.
 
-    Stored with microseconds on every backend (``DATETIME(6)`` on MySQL/MariaDB).
+    Stored with microseconds on every backend: ``timestamptz`` on PostgreSQL, UTC wall
+    time in ``DATETIME(6)`` (MySQL/MariaDB), ``TIMESTAMP`` (Oracle) and text (SQLite).
     """
 
     impl = DateTime(timezone=True)
@@ -42,6 +43,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "mysql":
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "oracle":  # DATE would drop the fraction; store UTC wall time
+            return dialect.type_descriptor(oracle.TIMESTAMP(timezone=False))
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -50,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):
             raise TypeError(f"UTCDateTime expects a datetime, got {type(value).__name__}")
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if dialect.name in ("mysql", "sqlite"):  # no zone storage: store UTC wall time
+        if dialect.name in ("mysql", "sqlite", "oracle"):  # zone-less storage: UTC wall time
             return value.replace(tzinfo=None)
         return value
 
