@@ -58,9 +58,8 @@ async def rows_table(fault_backend: Backend) -> AsyncIterator[str]:
     engine = create_async_engine(fault_backend.url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                text(f"CREATE TABLE {name} (batch INTEGER NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (batch, part))")
-            )
+            columns = "batch INTEGER NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (batch, part)"
+            await conn.execute(text(f"CREATE TABLE {name} ({columns})"))
         yield name
     finally:
         await engine.dispose()

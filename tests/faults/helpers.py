@@ -58,7 +58,9 @@ def start_script(name: str, *args: str, env: dict[str, str]) -> subprocess.Popen
     )
 
 
-def run_script(name: str, *args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_script(
+    name: str, *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPTS / name), *args],
         cwd=ROOT,
