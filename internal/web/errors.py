@@ -91,6 +91,14 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _handle_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    # a refused/reset connect is raised by the driver as a plain OSError, untranslated
+    logger.error("%s %s -> 503 (%s: %s)", request.method, request.url.path, type(exc).__name__, exc)
+    body = {"detail": "the database is unavailable; retry later", "code": "unavailable"}
+    return JSONResponse(body, 503, headers={"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handler for every :class:`DatabaseError`."""
+    """Register the handlers: every :class:`DatabaseError`, and connect-time ``ConnectionError``."""
     app.add_exception_handler(DatabaseError, _handle)
+    app.add_exception_handler(ConnectionError, _handle_unreachable)

@@ -9,7 +9,7 @@ Example::
 
     rename.delay(5, "ada")     # COMMIT on success, ROLLBACK on error
 
-Transient database errors (lost connection, deadlock, serialization failure) are
+Transient database errors (lost or refused connection, deadlock, serialization failure) are
 retried with exponential backoff and jitter; integrity errors never are.
 """
 
@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 TaskFn = Callable[..., Awaitable[Any]]
 
 RETRY_DEFAULTS: dict[str, Any] = {
-    "autoretry_for": (TransientDatabaseError,),
+    # ConnectionError: a refused connect reaches us untranslated (a plain OSError from the driver)
+    "autoretry_for": (TransientDatabaseError, ConnectionError),
     "dont_autoretry_for": (IntegrityViolationError,),
     "retry_backoff": 1,  # seconds: 1, 2, 4, ... (full jitter)
     "retry_backoff_max": 30,

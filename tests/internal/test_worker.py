@@ -1,0 +1,116 @@
+"""The real Celery worker (prefork, concurrency 2) on Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+import uuid
+
+import pytest
+from celery import Celery
+
+from internal.infra.celery.app import DEFAULT_QUEUE
+from tests.conftest import Backend
+from tests.internal.helpers.pg import (
+    ConnectionSampler,
+    fetch,
+    sleeping_backends,
+    terminate,
+    wait_no_connections,
+)
+
+pytestmark = pytest.mark.slow
+
+POOL_SIZE, MAX_OVERFLOW, PROCESSES = 2, 1, 2
+LOOP_ERRORS = ("attached to a different loop", "Event loop is closed", "different event loop")
+
+
+def _worker_env() -> dict[str, str]:
+    return {"DB_POOL_SIZE": str(POOL_SIZE), "DB_MAX_OVERFLOW": str(MAX_OVERFLOW)}
+
+
+async def _count_domain(pg: Backend, domain: str) -> int:
+    rows = await fetch(pg.url, "SELECT count(*) AS n FROM users WHERE email LIKE $1", f"%@{domain}")
+    return int(rows[0]["n"])
+
+
+def _stop(worker, timeout: float = 30) -> int:
+    worker.signal(signal.SIGTERM)
+    return worker.wait(timeout)
+
+
+def test_default_queue_name_is_documented() -> None:
+    assert DEFAULT_QUEUE == "kit"
+
+
+async def test_200_tasks_share_one_engine_per_process(
+    start_worker, app_name, task_queue, celery_client: Celery, users_table, pg
+) -> None:
+    worker = start_worker(app_name, task_queue, **_worker_env())
+    worker.wait_for_log("worker loop started", timeout=10)
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    with ConnectionSampler(pg.url, app_name) as sampler:
+        results = [
+            celery_client.send_task(
+                "kit.import_users",
+                args=[[{"username": f"w{i}", "email": f"w{i}@{domain}"}]],
+                queue=task_queue,
+            )
+            for i in range(200)
+        ]
+        values = await asyncio.to_thread(lambda: [r.get(timeout=60) for r in results])
+    assert [v["imported"] for v in values] == [1] * 200
+    assert await _count_domain(pg, domain) == 200
+    assert 0 < sampler.peak <= PROCESSES * (POOL_SIZE + MAX_OVERFLOW), sampler.samples
+
+    code = await asyncio.to_thread(_stop, worker)
+    assert code == 0, worker.output()[-3000:]
+    assert await wait_no_connections(pg.url, app_name) == 0
+    out = worker.output()
+    assert not [e for e in LOOP_ERRORS if e in out], out[-3000:]
+    started = set(re.findall(r"worker loop started in pid (\d+)", out))
+    assert len(started) == PROCESSES  # one loop per child, not one per task
+    assert out.count("closed its engine") == PROCESSES
+
+
+async def test_duplicate_email_fails_without_retry(
+    start_worker, app_name, task_queue, celery_client: Celery, users_table, pg
+) -> None:
+    worker = start_worker(app_name, task_queue, **_worker_env())
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    rows = [{"username": "a", "email": f"a@{domain}"}, {"username": "b", "email": f"a@{domain}"}]
+    result = celery_client.send_task("kit.import_users", args=[rows], queue=task_queue)
+    with pytest.raises(Exception) as caught:
+        await asyncio.to_thread(result.get, timeout=30)
+    assert type(caught.value).__name__ == "DuplicateKeyError"
+    assert result.state == "FAILURE" and not result.retries
+    assert await _count_domain(pg, domain) == 0  # the batch rolled back as a whole
+    assert "Retry in" not in worker.output()
+
+
+async def test_task_hit_by_killed_backend_is_retried(
+    start_worker, app_name, task_queue, celery_client: Celery, users_table, pg
+) -> None:
+    worker = start_worker(app_name, task_queue, **_worker_env())
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    seed = [{"username": f"r{i}", "email": f"r{i}@{domain}"} for i in range(3)]
+    celery_client.send_task("kit.import_users", args=[seed], queue=task_queue).get(timeout=30)
+
+    result = celery_client.send_task("kit.recompute_profiles", kwargs={"server_delay": 1.5}, queue=task_queue)
+    deadline = time.monotonic() + 20
+    while not (pids := await sleeping_backends(pg.url, app_name)):
+        assert time.monotonic() < deadline, worker.output()[-3000:]
+        await asyncio.sleep(0.05)
+    assert await terminate(pg.url, pids[0])
+
+    value = await asyncio.to_thread(result.get, timeout=60)
+    assert result.state == "SUCCESS"
+    assert value["retries"] >= 1 and value["updated"] >= 3
+    rows = await fetch(pg.url, "SELECT profile FROM users WHERE email LIKE $1", f"%@{domain}")
+    assert all(domain in str(r["profile"]) for r in rows)
+    assert "Retry in" in worker.output()
+    code = await asyncio.to_thread(_stop, worker)
+    assert code == 0
+    assert await wait_no_connections(pg.url, app_name) == 0
