@@ -11,7 +11,6 @@ import uuid
 import pytest
 from celery import Celery
 
-from internal.infra.celery.app import DEFAULT_QUEUE
 from tests.conftest import Backend
 from tests.internal.helpers.pg import (
     ConnectionSampler,
@@ -39,10 +38,6 @@ async def _count_domain(pg: Backend, domain: str) -> int:
 def _stop(worker, timeout: float = 30) -> int:
     worker.signal(signal.SIGTERM)
     return worker.wait(timeout)
-
-
-def test_default_queue_name_is_documented() -> None:
-    assert DEFAULT_QUEUE == "kit"
 
 
 async def test_200_tasks_share_one_engine_per_process(
