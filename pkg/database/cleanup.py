@@ -36,6 +36,7 @@ from pkg.database.leaks import attach_leak_tracker, leak_tracker
 from pkg.database.shutdown import close_engine
 
 __all__ = [
+    "checked_out_on",
     "configure_cleanup",
     "dispose_all",
     "forget_engine",
@@ -82,6 +83,14 @@ def shutdown_timeout() -> float:
 def running_loops() -> list[asyncio.AbstractEventLoop]:
     """Loops with kit connections that are running now (in any thread)."""
     return [loop for loop in list(_loops) if loop.is_running()]
+
+
+def checked_out_on(loop: asyncio.AbstractEventLoop) -> int:
+    """Connections checked out right now by the engines that connected on ``loop``."""
+    state = _loops.get(loop)
+    if state is None:
+        return 0
+    return sum(int(getattr(e.sync_engine.pool, "checkedout", lambda: 0)()) for e in list(state.engines))
 
 
 def _install_process_hooks() -> None:

@@ -5,11 +5,13 @@ with :func:`set_signal_handling` (``DB_HANDLE_SIGNALS=false``).
 
 * A handler was installed before (uvicorn, Celery, the user's): it is called and
   nothing else happens: the application drains and closes the database itself.
-* No handler (a plain script): at the next clean point of every running loop the kit
-  raises ``SystemExit(128 + signum)`` for SIGTERM (status 143) and ``KeyboardInterrupt``
-  for SIGINT (Python's convention: status 130 / killed by SIGINT). ``asyncio.run()``
-  then cancels the tasks (an open transaction rolls back), and the loop's engines are
-  disposed on it. Outside a running loop the exception is raised at once.
+* No handler (a plain script): the kit waits (up to ``shutdown_timeout``) until no task
+  of the loop is inside a database call, so no statement, commit or connection return
+  is cut in half, then raises ``SystemExit(128 + signum)`` for SIGTERM (status 143) or
+  ``KeyboardInterrupt`` for SIGINT (Python's convention: status 130, killed by SIGINT)
+  from the loop. ``asyncio.run()`` then cancels the tasks (an open transaction rolls
+  back at its next await), and the loop's engines are disposed on it. Outside a
+  running loop the exception is raised at once.
 
 A repeated signal during that shutdown is ignored for ``shutdown_timeout`` seconds,
 then kills the process the default way.
@@ -27,12 +29,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from functools import partial
 from types import FrameType
 from typing import Any
 
-from pkg.database.cleanup import registered_engines, running_loops, shutdown_timeout
+from sqlalchemy.util.concurrency import greenlet_spawn
+
+from pkg.database.cleanup import checked_out_on, registered_engines, running_loops, shutdown_timeout
 
 __all__ = [
     "install_signal_handlers",
@@ -44,6 +47,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
+_SPAWN_CODE = greenlet_spawn.__code__
+_OPAQUE = ("async_generator_asend", "async_generator_athrow")
 _previous: dict[int, Any] = {}
 _state: dict[str, Any] = {"enabled": True, "stopping_since": None}
 
@@ -116,19 +121,50 @@ def _exit_exception(signum: int) -> BaseException:
     return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
 
 
-def _raise(exc: BaseException) -> None:
-    raise exc
+def _first_attr(obj: Any, names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _in_db_call(task: asyncio.Task[Any]) -> bool | None:
+    """True if suspended inside SQLAlchemy's greenlet bridge; None where it can't be seen."""
+    obj: Any = task.get_coro()
+    while obj is not None:
+        code = _first_attr(obj, ("cr_code", "gi_code", "ag_code"))
+        if code is None:
+            return None if type(obj).__name__ in _OPAQUE else False
+        if code is _SPAWN_CODE:
+            return True
+        obj = _first_attr(obj, ("cr_await", "gi_yieldfrom", "ag_await"))
+    return False
+
+
+def _busy(loop: asyncio.AbstractEventLoop) -> bool:
+    """A task of ``loop`` is in a database call (or may be, while connections are out)."""
+    states = [_in_db_call(task) for task in asyncio.all_tasks(loop)]
+    return any(states) or (None in states and checked_out_on(loop) > 0)
+
+
+def _stop_when_idle(loop: asyncio.AbstractEventLoop, exc: BaseException, deadline: float) -> None:
+    """Re-checked every loop iteration: raise at the first point no DB call is in flight."""
+    if time.monotonic() >= deadline or not _busy(loop):
+        raise exc
+    loop.call_soon(_stop_when_idle, loop, exc, deadline)
 
 
 def _stop(signum: int) -> None:
     """Stop every running kit loop at a clean point; raise here if none runs in this thread."""
     logger.info("signal %d: stopping, rolling back open transactions and closing connections", signum)
     here: asyncio.AbstractEventLoop | None = asyncio._get_running_loop()
-    stop: Callable[[], None] = partial(_raise, _exit_exception(signum))
+    deadline = time.monotonic() + shutdown_timeout()
     for loop in running_loops():
         if loop is not here:
-            loop.call_soon_threadsafe(partial(_raise, SystemExit(128 + signum)))
+            stop = partial(_stop_when_idle, loop, SystemExit(128 + signum), deadline)
+            loop.call_soon_threadsafe(stop)
     if here is not None:
-        here.call_soon_threadsafe(stop)
+        here.call_soon_threadsafe(partial(_stop_when_idle, here, _exit_exception(signum), deadline))
         return
-    stop()
+    raise _exit_exception(signum)

@@ -1,0 +1,79 @@
+"""Fault 6: a script committing two-row batches gets SIGTERM / SIGINT at a random moment.
+
+Every batch it reported is in the table, no batch is half there, its connections are
+gone from the server within two seconds, and it exits with the documented status:
+SIGTERM -> 143 (SystemExit(128 + 15)); SIGINT -> KeyboardInterrupt, i.e. the process
+dies of SIGINT (returncode -2, shell status 130).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import Backend
+from tests.faults.helpers import ServerLog, noise_in, script_env, start_script, wait_no_connections
+
+pytestmark = pytest.mark.slow
+
+REPEAT = int(os.environ.get("KIT_FAULT_REPEAT", "20"))
+EXPECTED = {signal.SIGTERM: 143, signal.SIGINT: -signal.SIGINT}
+
+
+async def _batches(backend: Backend, table: str) -> dict[int, int]:
+    engine = create_async_engine(backend.url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(f"SELECT batch, count(*) FROM {table} GROUP BY batch"))
+            return {int(batch): int(parts) for batch, parts in rows}
+    finally:
+        await engine.dispose()
+
+
+def _signal_at_random(signum: int, env: dict[str, str], table: str) -> tuple[int, list[int], str]:
+    proc = start_script("commit_loop.py", table, env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(random.uniform(0.05, 0.6))
+        os.kill(proc.pid, signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, [int(line) for line in out.split() if line.isdigit()], err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_signal_mid_commit_loop(
+    fault_backend: Backend, rows_table: str, app_name: str, signum: int
+) -> None:
+    env = script_env(fault_backend, app_name)
+    log = ServerLog(fault_backend).mark()
+    for attempt in range(REPEAT):
+        status, reported, stderr = _signal_at_random(signum, env, rows_table)
+        assert status == EXPECTED[signum], f"attempt {attempt}: status {status}\n{stderr}"
+        assert noise_in(stderr) == [], stderr
+        assert await wait_no_connections(fault_backend, app_name, within=2.0) == 0
+        batches = await _batches(fault_backend, rows_table)
+        assert all(parts == 2 for parts in batches.values()), f"half transaction: {batches}"
+        assert set(reported) <= set(batches), "a reported commit is missing"
+        await _truncate(fault_backend, rows_table)
+    assert log.disconnect_errors() == []
+
+
+async def _truncate(backend: Backend, table: str) -> None:
+    engine = create_async_engine(backend.url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DELETE FROM {table}"))
+    finally:
+        await engine.dispose()
