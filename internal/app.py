@@ -29,11 +29,21 @@ from internal.web.errors import install_error_handlers
 from internal.web.options import WebOptions
 from pkg.database.models import Base
 
-__all__ = ["app", "create_app", "create_tables"]
+__all__ = ["app", "configure_logging", "create_app", "create_tables"]
 
 assert User  # imported so Base.metadata knows the users table
 
 logger = logging.getLogger(__name__)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Root logging at ``LOG_LEVEL`` unless the host (uvicorn CLI, tests) already configured it."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
 
 
 async def create_tables(engine: AsyncEngine) -> None:
@@ -46,6 +56,7 @@ async def create_tables(engine: AsyncEngine) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.given_settings or get_settings()
+    configure_logging(settings)
     options = WebOptions.load(settings)
     app.state.settings, app.state.options = settings, options
     db = await init_async_db(settings)

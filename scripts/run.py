@@ -22,14 +22,13 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from internal.app import configure_logging
 from internal.config.load_config import get_settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 def main() -> int:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    configure_logging(settings)
     logging.getLogger(__name__).info(
         "serving on http://%s:%d (env=%s, drain=%.1fs)",
         settings.app_host,
@@ -41,7 +40,7 @@ def main() -> int:
         "internal.app:app",
         host=settings.app_host,
         port=settings.app_port,
-        log_config=None,  # our basicConfig above: one format for uvicorn and the app
+        log_config=None,  # configure_logging above: one format for uvicorn and the app
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=settings.app_drain_timeout,
         access_log=settings.log_level.upper() == "DEBUG",
