@@ -109,3 +109,21 @@ async def test_task_hit_by_killed_backend_is_retried(
     code = await asyncio.to_thread(_stop, worker)
     assert code == 0
     assert await wait_no_connections(pg.url, app_name) == 0
+
+
+async def test_sigterm_waits_for_the_running_task(
+    start_worker, app_name, task_queue, celery_client: Celery, users_table, pg
+) -> None:
+    worker = start_worker(app_name, task_queue, **_worker_env())
+    result = celery_client.send_task("kit.recompute_profiles", kwargs={"server_delay": 2}, queue=task_queue)
+    deadline = time.monotonic() + 20
+    while not await sleeping_backends(pg.url, app_name):
+        assert time.monotonic() < deadline, worker.output()[-3000:]
+        await asyncio.sleep(0.05)
+    code = await asyncio.to_thread(_stop, worker)  # warm shutdown: the task finishes first
+    assert code == 0
+    assert (await asyncio.to_thread(result.get, timeout=10))["retries"] == 0
+    assert await wait_no_connections(pg.url, app_name) == 0
+    out = worker.output()
+    assert "Warm shutdown" in out and out.count("closed its engine") == PROCESSES
+    assert not [e for e in LOOP_ERRORS if e in out]
