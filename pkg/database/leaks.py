@@ -59,6 +59,7 @@ class Checkout:
 
     driver_connection: Any
     since: float
+    key: int = 0
     task: str | None = None
     site: str | None = None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -111,8 +112,8 @@ class LeakTracker:
         self.out: dict[int, Checkout] = {}
 
     def on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        held = Checkout(record.driver_connection, time.monotonic())
-        self.out[id(record)] = held
+        held = Checkout(record.driver_connection, time.monotonic(), id(record))
+        self.out[held.key] = held
         if not self.enabled:
             return
         held.site = call_site(depth=2)
@@ -123,15 +124,15 @@ class LeakTracker:
         task = asyncio.current_task(loop)
         held.task = task.get_name() if task is not None else None
         if self.threshold:
-            held.timer = loop.call_later(self.threshold, self._overdue, id(record), held)
+            held.timer = loop.call_later(self.threshold, self._overdue, held)
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
         held = self.out.pop(id(record), None)
         if held is not None and held.timer is not None:
             held.timer.cancel()
 
-    def _overdue(self, key: int, held: Checkout) -> None:
-        if self.out.get(key) is held:
+    def _overdue(self, held: Checkout) -> None:
+        if self.out.get(held.key) is held:
             logger.warning(
                 "connection of %s held longer than %.1fs: %s", self.name, self.threshold, held.describe()
             )

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool, Pool
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from pkg.database.engine import mask_url
@@ -100,9 +100,13 @@ async def _force(engine: AsyncEngine, held: list[Checkout]) -> None:
             terminate_driver_connection(h.driver_connection)
 
 
-async def _wait_returned(pool: Pool, deadline: float) -> bool:
-    checkedout = getattr(pool, "checkedout", lambda: 0)
-    while checkedout() > 0:
+def _still_out(engine: AsyncEngine, held: list[Checkout]) -> list[Checkout]:
+    current = {h.key: h for h in checked_out_connections(engine)}
+    return [h for h in held if current.get(h.key) is h]
+
+
+async def _wait_returned(engine: AsyncEngine, held: list[Checkout], deadline: float) -> bool:
+    while _still_out(engine, held):
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(_POLL)
@@ -125,8 +129,8 @@ async def close_engine(engine: AsyncEngine, timeout: float | None = None) -> Eng
     old_pool = engine.sync_engine.pool
     await engine.dispose()  # idle ones closed now; the engine gets a fresh, lazy pool
     forced = 0
-    if not await _wait_returned(old_pool, deadline):
-        still = checked_out_connections(engine)
+    if not await _wait_returned(engine, held, deadline):
+        still = _still_out(engine, held)
         forced = len(still)
         logger.warning(
             "shutdown timeout (%.1fs) for %s: forcing %d connection(s) closed: %s",
@@ -136,6 +140,6 @@ async def close_engine(engine: AsyncEngine, timeout: float | None = None) -> Eng
             "; ".join(h.describe() for h in still),
         )
         await _force(engine, still)
-        await _wait_returned(old_pool, time.monotonic() + _RETURN_GRACE)
+        await _wait_returned(engine, still, time.monotonic() + _RETURN_GRACE)
     await greenlet_spawn(old_pool.dispose)  # connections returned after dispose() began
     return EngineCloseReport(len(held), forced, owners, time.monotonic() - started)

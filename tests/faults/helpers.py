@@ -86,6 +86,16 @@ async def admin_scalar(backend: Backend, sql: str, params: dict[str, object] | N
         await engine.dispose()
 
 
+async def admin_execute(backend: Backend, sql: str, params: dict[str, object] | None = None) -> None:
+    assert backend.admin_url is not None
+    engine = create_async_engine(backend.admin_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql), params or {})
+    finally:
+        await engine.dispose()
+
+
 async def server_connections(backend: Backend, app_name: str) -> int:
     """Sessions of this test's script on the server (PG: by application_name; MariaDB: by db)."""
     if backend.name == "sqlite":
