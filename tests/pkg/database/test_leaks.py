@@ -1,0 +1,66 @@
+"""Leak tracking: owner (task, call site, age) per checkout, overdue warnings, the test helper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pkg.database.leaks import checked_out_connections, configure_leak_tracking
+from pkg.database.testing import assert_no_checked_out_connections
+
+
+async def test_checkout_records_task_site_and_age(engine: AsyncEngine) -> None:
+    async def holder(release: asyncio.Event) -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await release.wait()
+
+    release = asyncio.Event()
+    task = asyncio.create_task(holder(release), name="report-builder")
+    await asyncio.sleep(0.2)
+    [held] = checked_out_connections(engine)
+    assert held.task == "report-builder"
+    assert held.site is not None and "test_leaks.py" in held.site and "in holder" in held.site
+    assert held.age() >= 0.1
+    assert "report-builder" in held.describe()
+    release.set()
+    await task
+    assert checked_out_connections(engine) == []
+
+
+async def test_held_past_threshold_warns_with_owner(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_leak_tracking(threshold=0.2, engine=engine)
+    with caplog.at_level(logging.WARNING, logger="pkg.database.leaks"):
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await asyncio.sleep(0.4)
+        async with engine.connect() as conn:  # returned in time: no warning
+            await conn.execute(text("SELECT 1"))
+        await asyncio.sleep(0.3)
+    warnings = [r for r in caplog.records if "held longer than" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "test_leaks.py" in warnings[0].getMessage()
+
+
+async def test_tracking_off_still_counts_but_skips_owner(engine: AsyncEngine) -> None:
+    configure_leak_tracking(enabled=False, engine=engine)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        [held] = checked_out_connections(engine)
+        assert held.task is None and held.site is None
+    assert checked_out_connections(engine) == []
+
+
+async def test_assert_helper_names_the_owner(engine: AsyncEngine) -> None:
+    assert_no_checked_out_connections(engine)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        with pytest.raises(AssertionError, match=r"1 out .*test_leaks\.py"):
+            assert_no_checked_out_connections(engine)
+    assert_no_checked_out_connections(engine)
