@@ -137,10 +137,11 @@ class DrainMiddleware:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        cancelled = False
         try:
             await self.app(scope, receive, tracking_send)
         except asyncio.CancelledError:
-            self.state.leave(ident, cancelled=True)
+            cancelled = True
             if started or not self.state.draining:
                 raise
             # cancelled by the server's drain deadline: answer 503 instead of a 500 traceback
@@ -148,8 +149,8 @@ class DrainMiddleware:
             if task is not None:
                 task.uncancel()
             await _refuse(send, "request cancelled: shutdown deadline exceeded")
-            return
-        self.state.leave(ident)
+        finally:
+            self.state.leave(ident, cancelled=cancelled)
 
 
 async def _refuse(send: Callable[..., Any], detail: str = "server is shutting down") -> None:

@@ -52,6 +52,10 @@ def _app(state: DrainState, entered: asyncio.Event, release: asyncio.Event) -> F
     app = FastAPI()
     app.add_middleware(DrainMiddleware, state=state)
 
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
     @app.get("/slow")
     async def slow() -> dict[str, bool]:
         entered.set()
@@ -77,3 +81,12 @@ async def test_middleware_finishes_in_flight_and_refuses_new_requests() -> None:
     summary = state.log_summary()
     assert summary["in_flight_at_drain"] == 1 and summary["finished_during_drain"] == 1
     assert summary["rejected"] == 1 and summary["cancelled"] == 0 and not state.in_flight
+
+
+async def test_a_failing_request_is_not_left_in_flight() -> None:
+    state = DrainState()
+    app = _app(state, asyncio.Event(), asyncio.Event())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        assert (await client.get("/boom")).status_code == 500
+    assert state.in_flight == {} and state.cancelled == 0
