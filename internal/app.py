@@ -53,6 +53,16 @@ async def create_tables(engine: AsyncEngine) -> None:
     logger.info("tables ensured: %s", ", ".join(sorted(Base.metadata.tables)))
 
 
+async def _close_database(settings: Settings) -> None:
+    report = await close_async_db(settings.db_shutdown_timeout)
+    if report is not None and (report.forced or report.checked_out):
+        logger.warning(
+            "pool disposal forced=%s with %d connection(s) still checked out",
+            report.forced,
+            report.checked_out,
+        )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.given_settings or get_settings()
@@ -60,8 +70,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     options = WebOptions.load(settings)
     app.state.settings, app.state.options = settings, options
     db = await init_async_db(settings)
-    if options.create_tables:
-        await create_tables(db.engine)
+    try:
+        if options.create_tables:
+            await create_tables(db.engine)
+    except BaseException:
+        await _close_database(settings)  # a failed startup leaves no pool behind
+        raise
     drain: DrainState = app.state.drain
     uninstall = install_drain_signals(drain)
     logger.info("web app ready (env=%s, diagnostics=%s)", settings.app_env, options.diagnostics)
@@ -72,13 +86,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         drain.start_drain("lifespan shutdown")
         await drain.settle()
         drain.log_summary()
-        report = await close_async_db(settings.db_shutdown_timeout)
-        if report is not None and (report.forced or report.checked_out):
-            logger.warning(
-                "pool disposal forced=%s with %d connection(s) still checked out",
-                report.forced,
-                report.checked_out,
-            )
+        await _close_database(settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -58,3 +58,16 @@ async def test_plain_uvicorn_cli_runs_the_lifespan(tmp_path: Path, pg, app_name,
     assert await wait_no_connections(pg.url, app_name) == 0
     out = proc.output()
     assert "web app ready (env=test" in out and "drain finished" in out and "database closed" in out
+
+
+def test_startup_fails_fast_when_tables_cannot_be_created(tmp_path: Path, pg, app_name) -> None:
+    dead = pg.url.set(port=1).render_as_string(hide_password=False)  # nothing listens on port 1
+    env = service_env(pg, app_name, DB_URL=dead, APP_CREATE_TABLES="true", APP_PORT=str(free_port()))
+    proc = Proc(["scripts/run.py"], env, tmp_path / "fail.log")
+    try:
+        code = proc.wait(30)
+    finally:
+        proc.stop()
+    assert code != 0
+    out = proc.output()
+    assert "Application startup failed" in out and "database closed" in out
