@@ -40,7 +40,11 @@ def _wait(check: object, timeout: float = 30.0) -> None:
 
 
 def _mariadb_process() -> bool:
-    return subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, check=False).returncode == 0
+    """A live (not zombie) mariadbd process exists."""
+    done = subprocess.run(
+        ["ps", "-C", "mariadbd", "-o", "stat="], capture_output=True, text=True, check=False
+    )
+    return any(not state.startswith("Z") for state in done.stdout.split())
 
 
 def _start_mariadb() -> bool:
