@@ -87,6 +87,17 @@ class JSONType(TypeDecorator[Any]):
             return json_dumps(value)
         return value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:  # JSON columns have NUMERIC affinity on SQLite
+            if value is None or isinstance(value, int | float):
+                return value
+            return json_loads(value)
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if dialect.name == "oracle" and isinstance(value, str | bytes):
             return json_loads(value)

@@ -1,0 +1,57 @@
+"""UTCDateTime and JSONType round trips on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+
+from pkg.database.types import JSONType, UTCDateTime
+
+
+@pytest.fixture
+async def table(create_tables) -> Table:
+    metadata = MetaData()
+    t = Table(
+        "typed",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("at", UTCDateTime()),
+        Column("doc", JSONType()),
+    )
+    await create_tables(metadata)
+    return t
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-5))),
+            datetime(2024, 5, 1, 17, 30, 15, 123456, tzinfo=UTC),
+        ),
+        (datetime(2024, 5, 1, 12, 30, 15, 1), datetime(2024, 5, 1, 12, 30, 15, 1, tzinfo=UTC)),
+    ],
+)
+async def test_datetimes_come_back_aware_utc_with_microseconds(engine, table, given, expected) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(table).values(id=1, at=given))
+    async with engine.connect() as conn:
+        got = (await conn.execute(select(table.c.at))).scalar_one()
+        found = (await conn.execute(select(table.c.id).where(table.c.at == expected))).scalar_one()
+    assert got == expected and got.utcoffset() == timedelta(0) and found == 1
+
+
+async def test_utc_datetime_rejects_non_datetimes(engine, table) -> None:
+    with pytest.raises(Exception, match="expects a datetime"):
+        async with engine.begin() as conn:
+            await conn.execute(insert(table).values(id=1, at="2024-01-01"))
+
+
+@pytest.mark.parametrize("doc", [{"a": 1, "b": [True, None, "ü"]}, [1, 2], "text", 3.5, None])
+async def test_json_round_trip(engine, table, doc) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(table).values(id=1, doc=doc))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(table.c.doc))).scalar_one() == doc
