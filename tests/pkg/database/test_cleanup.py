@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pkg.database.cleanup import registered_engines, release_engine
 from pkg.database.engine import new_async_engine
-from pkg.database.signals import install_signal_handlers, set_signal_handling, uninstall_signal_handlers
+from pkg.database.signals import (
+    install_signal_handlers,
+    set_signal_handling,
+    signal_handling_enabled,
+    uninstall_signal_handlers,
+)
 from pkg.database.testing import assert_no_checked_out_connections
 from tests.conftest import Backend
 from tests.faults.helpers import server_connections
@@ -79,17 +84,17 @@ def test_release_from_sync_code_runs_on_the_idle_owner_loop(backend: Backend) ->
 @pytest.fixture
 def clean_sigterm() -> Iterator[None]:
     """Start without the kit's handlers; put SIGTERM and the kit's handlers back afterwards."""
-    original = signal.getsignal(signal.SIGTERM)
+    enabled = signal_handling_enabled()
     uninstall_signal_handlers()
     before = signal.getsignal(signal.SIGTERM)
+    set_signal_handling(True)
+    uninstall_signal_handlers()
     try:
         yield
     finally:
         uninstall_signal_handlers()
         signal.signal(signal.SIGTERM, before)
-        set_signal_handling(True)
-        if original is not before:
-            install_signal_handlers()
+        set_signal_handling(enabled)
 
 
 def test_sigterm_chains_to_the_previous_handler(clean_sigterm: None) -> None:
