@@ -32,13 +32,14 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pkg.database.engine import mask_url
-from pkg.database.leaks import attach_leak_tracker, leak_tracker
-from pkg.database.shutdown import close_engine
+from pkg.database.leaks import attach_leak_tracker, checked_out_connections, leak_tracker
+from pkg.database.shutdown import close_engine, kill_server_sessions, server_session_ids
 
 __all__ = [
     "checked_out_on",
     "configure_cleanup",
     "dispose_all",
+    "force_busy_connections",
     "forget_engine",
     "register_engine",
     "registered_engines",
@@ -58,6 +59,7 @@ class _LoopState:
     sentinel: AsyncGenerator[None, None] | None = None
     abandoned: bool = False
     pending: set[asyncio.Task[Any]] = field(default_factory=set)
+    to_kill: list[tuple[AsyncEngine, list[int]]] = field(default_factory=list)
 
 
 _engines: weakref.WeakSet[AsyncEngine] = weakref.WeakSet()
@@ -91,6 +93,20 @@ def checked_out_on(loop: asyncio.AbstractEventLoop) -> int:
     if state is None:
         return 0
     return sum(int(getattr(e.sync_engine.pool, "checkedout", lambda: 0)()) for e in list(state.engines))
+
+
+def force_busy_connections(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Past the shutdown deadline: note the server sessions still busy on ``loop``, to be
+    killed on the server when the loop's engines are disposed. Returns their owners."""
+    state = _loops.get(loop)
+    owners: list[str] = []
+    for engine in list(state.engines) if state is not None else []:
+        held = checked_out_connections(engine)
+        pids = server_session_ids(engine, held)
+        if pids and state is not None:
+            state.to_kill.append((engine, pids))
+        owners.extend(h.describe() for h in held)
+    return owners
 
 
 def _install_process_hooks() -> None:
@@ -168,6 +184,9 @@ async def _dispose_loop(loop: asyncio.AbstractEventLoop, state: _LoopState) -> N
         await asyncio.gather(*state.pending, return_exceptions=True)
     for engine in list(state.engines):
         await _close_quietly(engine)
+    for engine, pids in state.to_kill:  # sessions whose statements were cut off by a forced stop
+        await kill_server_sessions(engine, pids)
+    state.to_kill.clear()
     state.engines.clear()
     state.sentinel = None  # a later connection on this loop (if any) plants a new one
 

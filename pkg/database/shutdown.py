@@ -27,7 +27,13 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from pkg.database.engine import mask_url
 from pkg.database.leaks import Checkout, checked_out_connections
 
-__all__ = ["EngineCloseReport", "close_engine", "terminate_driver_connection"]
+__all__ = [
+    "EngineCloseReport",
+    "close_engine",
+    "kill_server_sessions",
+    "server_session_ids",
+    "terminate_driver_connection",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +62,14 @@ def _server_pid(backend: str, driver_connection: Any) -> int | None:
     return None
 
 
-async def _kill_on_server(engine: AsyncEngine, pids: list[int]) -> None:
+def server_session_ids(engine: AsyncEngine, held: list[Checkout] | None = None) -> list[int]:
+    """Server session ids (PG backend pid / MariaDB thread id) of the checked-out connections."""
+    backend = engine.url.get_backend_name()
+    held = checked_out_connections(engine) if held is None else held
+    return [pid for h in held if (pid := _server_pid(backend, h.driver_connection)) is not None]
+
+
+async def kill_server_sessions(engine: AsyncEngine, pids: list[int]) -> None:
     """End the server sessions from a separate connection (the held ones may be busy)."""
     backend = engine.url.get_backend_name()
     sql = "SELECT pg_terminate_backend(:pid)" if backend == "postgresql" else "KILL CONNECTION {pid}"
@@ -88,9 +101,9 @@ def terminate_driver_connection(driver_connection: Any) -> None:
 
 async def _force(engine: AsyncEngine, held: list[Checkout]) -> None:
     backend = engine.url.get_backend_name()
-    pids = [pid for h in held if (pid := _server_pid(backend, h.driver_connection)) is not None]
+    pids = server_session_ids(engine, held)
     if pids:
-        await _kill_on_server(engine, pids)
+        await kill_server_sessions(engine, pids)
     for h in held:
         if backend == "sqlite":
             interrupt = getattr(getattr(h.driver_connection, "_conn", None), "interrupt", None)

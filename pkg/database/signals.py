@@ -35,7 +35,13 @@ from typing import Any
 
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from pkg.database.cleanup import checked_out_on, registered_engines, running_loops, shutdown_timeout
+from pkg.database.cleanup import (
+    checked_out_on,
+    force_busy_connections,
+    registered_engines,
+    running_loops,
+    shutdown_timeout,
+)
 
 __all__ = [
     "install_signal_handlers",
@@ -150,7 +156,17 @@ def _busy(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _stop_when_idle(loop: asyncio.AbstractEventLoop, exc: BaseException, deadline: float) -> None:
     """Re-checked every loop iteration: raise at the first point no DB call is in flight."""
-    if time.monotonic() >= deadline or not _busy(loop):
+    if not _busy(loop):
+        raise exc
+    if time.monotonic() >= deadline:
+        owners = force_busy_connections(loop)
+        logger.warning(
+            "shutdown timeout (%.1fs): cancelling %d busy connection(s); their server sessions "
+            "will be killed: %s",
+            shutdown_timeout(),
+            len(owners),
+            "; ".join(owners) or "owners unknown",
+        )
         raise exc
     loop.call_soon(_stop_when_idle, loop, exc, deadline)
 

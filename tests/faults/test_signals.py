@@ -8,6 +8,7 @@ dies of SIGINT (returncode -2, shell status 130).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -77,3 +78,33 @@ async def _truncate(backend: Backend, table: str) -> None:
             await conn.execute(text(f"DELETE FROM {table}"))
     finally:
         await engine.dispose()
+
+
+def _sigterm_stuck(env: dict[str, str]) -> tuple[int, float, str]:
+    proc = start_script("stuck_query.py", env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # the 60 s statement is running now
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        return proc.returncode, time.monotonic() - sent, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+async def test_sigterm_with_stuck_query_is_bounded(fault_backend: Backend, app_name: str) -> None:
+    """A statement that never ends within DB_SHUTDOWN_TIMEOUT: the process still exits soon
+    after it, says what it cut off, and the server session is killed."""
+    if fault_backend.name == "sqlite":
+        pytest.skip("needs a database server")
+    env = script_env(fault_backend, app_name, DB_SHUTDOWN_TIMEOUT="2")
+    status, elapsed, stderr = await asyncio.to_thread(_sigterm_stuck, env)
+    assert status == 143, stderr
+    assert 1.9 <= elapsed < 6.0
+    assert "shutdown timeout (2.0s): cancelling 1 busy connection(s)" in stderr
+    assert noise_in(stderr) == [], stderr
+    assert await wait_no_connections(fault_backend, app_name, within=2.0) == 0
