@@ -98,16 +98,19 @@ class BaseDao(Generic[ModelT]):
         """INSERT one row; returns the persisted instance with its primary key set."""
         check_fields(self.model_cls, values)
         obj = self.model_cls(**values)
-        async with self._scope.write(session) as s:
+        async with self._scope.write(session) as s:  # flushes (joined) or commits (own)
             s.add(obj)
-            await s.flush()
         return obj  # type: ignore[no-any-return]
 
     async def get(
         self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
     ) -> ModelT | None:
         """The row with primary key ``pk``, or None (soft-deleted rows count as absent)."""
-        return await self._by_pk(pk, include_deleted).first(session=session)
+        async with self._scope.read(session) as s:
+            obj = await s.get(self.model_cls, pk)
+        if obj is not None and self._soft and not include_deleted and obj.deleted_at is not None:
+            return None
+        return obj
 
     async def get_or_raise(
         self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
@@ -147,7 +150,6 @@ class BaseDao(Generic[ModelT]):
                 raise StaleDataError(f"{self.model_cls.__name__} {pk!r} is at another version")
             for key, value in values.items():
                 setattr(obj, key, value)
-            await s.flush()
         return obj
 
     async def delete_by_id(self, pk: Any, *, session: AsyncSession | None = None) -> bool:

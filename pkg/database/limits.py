@@ -1,4 +1,4 @@
-"""The one table of per-dialect statement limits used to chunk bulk work.
+"""The one table of per-dialect statement limits (and read mode) used by the DAO.
 
 ``rows_per_statement(dialect, columns)`` keeps a multi-row statement under the
 driver's bind-parameter limit; ``in_list_limit`` caps an IN list (Oracle: 1000).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["in_list_limit", "max_bind_params", "rows_per_statement"]
+__all__ = ["autocommit_reads", "in_list_limit", "max_bind_params", "rows_per_statement"]
 
 _SQLITE_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 # name: (max bind parameters per statement, max items in one IN list)
@@ -20,6 +20,9 @@ _LIMITS: dict[str, tuple[int, int]] = {
     "oracle": (65535, 1000),
 }
 _DEFAULT = (999, 999)
+# Dialects whose driver runs a statement outside a transaction for free (asyncpg: no
+# BEGIN / ROLLBACK round trips). Elsewhere switching to autocommit costs round trips.
+_AUTOCOMMIT_READS = frozenset({"postgresql"})
 _MAX_ROWS = 5000  # beyond this, bigger statements stop paying off
 
 
@@ -37,3 +40,8 @@ def rows_per_statement(dialect: str, columns: int) -> int:
     """Rows of ``columns`` values that fit one statement, with some headroom."""
     fit = (max_bind_params(dialect) - 10) // max(columns, 1)
     return max(1, min(fit, _MAX_ROWS))
+
+
+def autocommit_reads(dialect: str) -> bool:
+    """Whether a DAO's own read-only session should run in AUTOCOMMIT on ``dialect``."""
+    return dialect in _AUTOCOMMIT_READS

@@ -231,7 +231,7 @@ class QueryBuilder(Generic[ModelT]):
     ) -> AsyncIterator[ModelT]:
         """Iterate a large result in chunks of ``chunk_size`` (server-side cursor)."""
         stmt = self.statement().execution_options(yield_per=chunk_size)
-        async with self.scope.read(session) as s:
+        async with self.scope.read(session, autocommit=False) as s:  # cursors need one
             result = await s.stream_scalars(stmt)
             async for row in result:
                 yield row
