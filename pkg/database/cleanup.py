@@ -242,7 +242,8 @@ def _drop_pool(engine: AsyncEngine, loop: asyncio.AbstractEventLoop | None) -> N
             left,
             mask_url(engine.url),
         )
-    _fork_orphans.append(pool)  # never garbage-collect live sockets of a dead loop mid-run
+    if left:
+        _fork_orphans.append(pool)  # never garbage-collect live sockets of a dead loop mid-run
     engine.sync_engine.dispose(close=False)
 
 
