@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Table, insert, inspect, select
@@ -73,7 +74,7 @@ class BaseDao(Generic[ModelT]):
         """A new builder over ``model_cls`` (soft-deleted rows excluded)."""
         return QueryBuilder(self.model_cls, self._scope, self._codec)
 
-    def transaction(self, *, autoflush: bool = True) -> Any:
+    def transaction(self, *, autoflush: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with dao.transaction() as session:`` commit on success, rollback on error."""
         return transaction(self.session_provider, autoflush=autoflush)
 
@@ -251,6 +252,9 @@ class BaseDao(Generic[ModelT]):
         """INSERT or UPDATE one row by the unique key ``conflict_on``; returns it, fresh."""
         data = fill_defaults(self._table, self._column_rows([values]))
         target = self._target(conflict_on)
+        missing = [k for k in target if k not in data[0]]
+        if missing:
+            raise QueryError(f"upsert values lack the conflict column(s) {missing}")
         key = {k: data[0][k] for k in target}
 
         async def run(s: AsyncSession) -> ModelT:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from pkg.database.exceptions import UnknownFieldError
 from pkg.database.limits import in_list_limit
 
-__all__ = ["OPERATORS", "build_lookups", "column_names", "resolve_column"]
+__all__ = ["OPERATORS", "build_lookups", "column_names", "model_columns", "resolve_column"]
 
 Expr = ColumnElement[bool]
 
@@ -93,21 +93,33 @@ OPERATORS: dict[str, Callable[[Any, Any], Expr]] = {
 }
 
 
+_COLUMNS: dict[type[Any], dict[str, InstrumentedAttribute[Any]]] = {}
+
+
+def model_columns(model: type[Any]) -> Mapping[str, InstrumentedAttribute[Any]]:
+    """``{attribute name: column attribute}`` of a mapped class (cached: mappings are fixed)."""
+    found = _COLUMNS.get(model)
+    if found is None:
+        found = {a.key: getattr(model, a.key) for a in inspect(model).column_attrs}
+        _COLUMNS[model] = found
+    return found
+
+
 def column_names(model: type[Any]) -> list[str]:
     """The mapped column attribute names of ``model``, sorted."""
-    return sorted(attr.key for attr in inspect(model).column_attrs)
+    return sorted(model_columns(model))
 
 
 def resolve_column(model: type[Any], name: str) -> InstrumentedAttribute[Any]:
     """The column attribute ``model.<name>``; ``UnknownFieldError`` if there is none."""
-    attrs = inspect(model).column_attrs
-    if name not in attrs:
+    column = model_columns(model).get(name)
+    if column is None:
         raise UnknownFieldError(name, column_names(model), kind="field")
-    return getattr(model, name)  # type: ignore[no-any-return]
+    return column
 
 
 def _split(model: type[Any], key: str) -> tuple[str, str]:
-    if key in inspect(model).column_attrs:
+    if key in model_columns(model):
         return key, "exact"
     field, sep, op = key.rpartition("__")
     if not sep:

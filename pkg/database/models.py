@@ -54,9 +54,13 @@ class TimestampMixin:
 
 
 class SoftDeleteMixin:
-    """``deleted_at``: set means deleted; DAO reads skip such rows unless asked."""
+    """``deleted_at``: set means deleted; DAO reads skip such rows unless asked.
 
-    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True, default=None)
+    Not indexed on purpose: nearly every row is NULL, and MariaDB then prefers that index
+    over the primary key for ``deleted_at IS NULL ORDER BY id`` (a scan instead of a seek).
+    """
+
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class VersionMixin:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, inspect, literal, or_
 
 from pkg.database.exceptions import QueryError, UnknownFieldError
-from pkg.database.lookups import column_names, resolve_column
+from pkg.database.lookups import column_names, model_columns, resolve_column
 
 __all__ = ["SortKey", "keyset_predicate", "parse_sort", "with_pk_tiebreaker"]
 
@@ -37,7 +37,7 @@ def parse_sort(model: type[Any], fields: Sequence[str]) -> tuple[SortKey, ...]:
         if not isinstance(field, str) or not field.lstrip("+-"):
             raise UnknownFieldError(str(field), column_names(model), kind="order_by field")
         name = field.lstrip("+-")
-        if name not in inspect(model).column_attrs:
+        if name not in model_columns(model):
             raise UnknownFieldError(name, column_names(model), kind="order_by field")
         keys.append(SortKey(name, field.startswith("-")))
     return tuple(keys)

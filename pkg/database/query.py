@@ -36,7 +36,7 @@ from pkg.database.exceptions import (
     QueryError,
     UnsafeQueryError,
 )
-from pkg.database.lookups import build_lookups
+from pkg.database.lookups import build_lookups, model_columns
 from pkg.database.ordering import (
     SortKey,
     check_keyset_columns,
@@ -71,10 +71,17 @@ class QueryBuilder(Generic[ModelT]):
     lock: tuple[bool, bool] | None = None
     loader_options: tuple[Any, ...] = field(default=())
 
+    def _replace(self, **changes: Any) -> QueryBuilder[ModelT]:
+        """A copy with ``changes`` (a lean ``dataclasses.replace``: this is the hot path)."""
+        new = object.__new__(type(self))
+        for name in _FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
+
     # -- generative -----------------------------------------------------------------
     def where(self, *expressions: ColumnElement[bool]) -> QueryBuilder[ModelT]:
         """AND SQLAlchemy expressions: ``.where(User.id > 5)``."""
-        return dataclasses.replace(self, conditions=self.conditions + expressions)
+        return self._replace(conditions=self.conditions + expressions)
 
     def filter(self, **lookups: Any) -> QueryBuilder[ModelT]:
         """AND Django-style lookups: ``.filter(email__icontains="x", id__in=[1, 2])``."""
@@ -98,34 +105,34 @@ class QueryBuilder(Generic[ModelT]):
 
     def order_by(self, *fields: str) -> QueryBuilder[ModelT]:
         """Sort by attribute names, ``-`` for descending: ``.order_by("-created_at", "id")``."""
-        return dataclasses.replace(self, sort=self.sort + parse_sort(self.model, fields))
+        return self._replace(sort=self.sort + parse_sort(self.model, fields))
 
     def limit(self, n: int | None) -> QueryBuilder[ModelT]:
-        return dataclasses.replace(self, limit_=n)
+        return self._replace(limit_=n)
 
     def offset(self, n: int | None) -> QueryBuilder[ModelT]:
-        return dataclasses.replace(self, offset_=n)
+        return self._replace(offset_=n)
 
     def include_deleted(self) -> QueryBuilder[ModelT]:
         """Also see soft-deleted rows."""
-        return dataclasses.replace(self, deleted="include")
+        return self._replace(deleted="include")
 
     def only_deleted(self) -> QueryBuilder[ModelT]:
         """See only soft-deleted rows."""
-        return dataclasses.replace(self, deleted="only")
+        return self._replace(deleted="only")
 
     def for_update(self, *, nowait: bool = False, skip_locked: bool = False) -> QueryBuilder[ModelT]:
         """SELECT ... FOR UPDATE (ignored by SQLite); use inside a transaction."""
-        return dataclasses.replace(self, lock=(nowait, skip_locked))
+        return self._replace(lock=(nowait, skip_locked))
 
     def options(self, *loader_options: Any) -> QueryBuilder[ModelT]:
         """ORM loader options, e.g. ``selectinload(User.orders)``."""
-        return dataclasses.replace(self, loader_options=self.loader_options + loader_options)
+        return self._replace(loader_options=self.loader_options + loader_options)
 
     # -- statement building ---------------------------------------------------------
     def _criteria(self) -> list[ColumnElement[bool]]:
         criteria = list(self.conditions)
-        column = getattr(self.model, "deleted_at", None)
+        column = model_columns(self.model).get("deleted_at")
         if column is not None and self.deleted != "include":
             criteria.append(column.is_(None) if self.deleted == "exclude" else column.is_not(None))
         return criteria
@@ -148,7 +155,7 @@ class QueryBuilder(Generic[ModelT]):
         return stmt.options(*self.loader_options) if self.loader_options else stmt
 
     def _table_columns(self) -> Select[Any]:
-        return self._apply(select(*inspect(self.model).local_table.columns), self.sort)
+        return self._apply(select(inspect(self.model).local_table), self.sort)
 
     def count_statement(self) -> Select[int]:
         if self.limit_ is None and self.offset_ is None:
@@ -166,14 +173,14 @@ class QueryBuilder(Generic[ModelT]):
         if page < 1 or size < 1:
             raise QueryError("page and size must be >= 1")
         sort = with_pk_tiebreaker(self.model, self.sort)
-        return dataclasses.replace(self, sort=sort, limit_=size, offset_=(page - 1) * size)
+        return self._replace(sort=sort, limit_=size, offset_=(page - 1) * size)
 
     def keyset_query(self, size: int, after: str | None = None) -> tuple[QueryBuilder[ModelT], Any]:
         """The builder fetching ``size + 1`` rows after ``after``, and a cursor maker."""
         if size < 1:
             raise QueryError("size must be >= 1")
         sort, spec = self._keyset_spec()
-        query = dataclasses.replace(self, sort=sort, limit_=size + 1, offset_=None)
+        query = self._replace(sort=sort, limit_=size + 1, offset_=None)
         if after is not None:
             types = [_python_type(self.model, k.name) for k in sort]
             values = self.codec.decode(spec, after, types)
@@ -293,8 +300,11 @@ class QueryBuilder(Generic[ModelT]):
         """Set ``deleted_at`` on the matching live rows; returns the rowcount."""
         if not hasattr(self.model, "deleted_at"):
             raise QueryError(f"{self.model.__name__} has no SoftDeleteMixin")
-        live = dataclasses.replace(self, deleted="exclude")
+        live = self._replace(deleted="exclude")
         return await live.update(allow_all=allow_all, session=session, deleted_at=utcnow())
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(QueryBuilder))
 
 
 def _python_type(model: type[Any], name: str) -> type[Any] | None:

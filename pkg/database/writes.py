@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 
 from pkg.database.context import current_actor
 from pkg.database.exceptions import UnknownFieldError
-from pkg.database.lookups import column_names
+from pkg.database.lookups import column_names, model_columns
 from pkg.database.types import utcnow
 
 __all__ = ["bookkeeping_values", "check_fields", "update_values"]
@@ -22,7 +22,7 @@ __all__ = ["bookkeeping_values", "check_fields", "update_values"]
 
 def check_fields(model: type[Any], names: Iterable[str]) -> None:
     """``UnknownFieldError`` for the first name that is not a mapped column."""
-    attrs = inspect(model).column_attrs
+    attrs = model_columns(model)
     for name in names:
         if name not in attrs:
             raise UnknownFieldError(name, column_names(model), kind="field")

@@ -17,7 +17,7 @@ def test_naming_convention_names_constraints() -> None:
     assert Base.metadata.naming_convention == NAMING_CONVENTION
     names = {c.name for c in User.__table__.constraints}
     assert {"pk_users", "uq_users_email"} <= names
-    assert {i.name for i in User.__table__.indexes} == {"ix_users_username", "ix_users_deleted_at"}
+    assert {i.name for i in User.__table__.indexes} == {"ix_users_username"}
 
 
 def test_version_mixin_is_the_mapper_version_counter() -> None:
