@@ -45,6 +45,7 @@ from pkg.database.cleanup import (
 
 __all__ = [
     "install_signal_handlers",
+    "reset_signal_handling",
     "set_signal_handling",
     "signal_handling_enabled",
     "uninstall_signal_handlers",
@@ -89,25 +90,47 @@ def install_signal_handlers() -> None:
         return
     for signum in HANDLED:
         current = signal.getsignal(signum)
-        if current is _handle or current in (signal.SIG_IGN, None):
-            continue  # ours already, deliberately ignored, or set outside Python
+        if signum in _previous or current in (signal.SIG_IGN, None):
+            continue  # already in the chain (maybe behind the app's), ignored, or not Python's
         _previous[signum] = signal.default_int_handler if _is_asyncio_runner(current) else current
         signal.signal(signum, _handle)
 
 
 def uninstall_signal_handlers() -> None:
-    """Put back the handlers found at install time, where ours is still the current one."""
+    """Put back the handlers found at install time, where ours is still the current one.
+
+    Where another handler was chained in front of ours, ours stays in that chain but,
+    while disabled, only passes the signal on as if it were not there.
+    """
     if threading.current_thread() is not threading.main_thread():
         return
     for signum, previous in list(_previous.items()):
         if signal.getsignal(signum) is _handle:
             signal.signal(signum, previous)
-        del _previous[signum]
+            del _previous[signum]
     _state["stopping_since"] = None
+
+
+def reset_signal_handling() -> None:
+    """Forget every chain entry (restoring handlers where ours is current); for tests."""
+    uninstall_signal_handlers()
+    _previous.clear()
+
+
+def _pass_on(signum: int, frame: FrameType | None, previous: Any) -> None:
+    """Behave as the handler we replaced would have."""
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     previous = _previous.get(signum)
+    if not _state["enabled"]:
+        _pass_on(signum, frame, previous)
+        return
     if previous is not None and _is_application_handler(previous):
         logger.info("signal %d: handing over to the application's handler", signum)
         previous(signum, frame)

@@ -19,9 +19,9 @@ from pkg.database.cleanup import registered_engines, release_engine
 from pkg.database.engine import new_async_engine
 from pkg.database.signals import (
     install_signal_handlers,
+    reset_signal_handling,
     set_signal_handling,
     signal_handling_enabled,
-    uninstall_signal_handlers,
 )
 from pkg.database.testing import assert_no_checked_out_connections
 from tests.conftest import Backend
@@ -85,14 +85,14 @@ def test_release_from_sync_code_runs_on_the_idle_owner_loop(backend: Backend) ->
 def clean_sigterm() -> Iterator[None]:
     """Start without the kit's handlers; put SIGTERM and the kit's handlers back afterwards."""
     enabled = signal_handling_enabled()
-    uninstall_signal_handlers()
+    reset_signal_handling()
     before = signal.getsignal(signal.SIGTERM)
     set_signal_handling(True)
-    uninstall_signal_handlers()
+    reset_signal_handling()
     try:
         yield
     finally:
-        uninstall_signal_handlers()
+        reset_signal_handling()
         signal.signal(signal.SIGTERM, before)
         set_signal_handling(enabled)
 
@@ -117,3 +117,29 @@ def test_ignored_signal_stays_ignored(clean_sigterm: None) -> None:
     install_signal_handlers()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     os.kill(os.getpid(), signal.SIGTERM)  # still ignored: the test process lives on
+
+
+def test_reinstall_behind_an_app_handler_neither_loops_nor_swallows(clean_sigterm: None) -> None:
+    calls: list[str] = []
+
+    def base(signum: int, frame: FrameType | None) -> None:
+        calls.append("base")
+
+    signal.signal(signal.SIGTERM, base)
+    install_signal_handlers()
+    kit = signal.getsignal(signal.SIGTERM)
+    assert callable(kit)
+
+    def front(signum: int, frame: FrameType | None) -> None:  # e.g. a drain handler chained later
+        calls.append("front")
+        kit(signum, frame)
+
+    signal.signal(signal.SIGTERM, front)
+    install_signal_handlers()  # another engine is created: must not wrap `front` (a cycle)
+    assert signal.getsignal(signal.SIGTERM) is front
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert calls == ["front", "base"]
+    set_signal_handling(False)  # still chained behind `front`: now only passes the signal on
+    assert signal.getsignal(signal.SIGTERM) is front
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert calls == ["front", "base", "front", "base"]
