@@ -44,6 +44,7 @@ __all__ = [
     "register_engine",
     "registered_engines",
     "release_engine",
+    "reset_cleanup",
     "running_loops",
     "shutdown_timeout",
 ]
@@ -76,6 +77,20 @@ def configure_cleanup(shutdown_timeout: float | None = None) -> None:
     """Set the bound (seconds) of every automatic dispose."""
     if shutdown_timeout is not None:
         _config["shutdown_timeout"] = shutdown_timeout
+
+
+def reset_cleanup() -> None:
+    """Forget per-loop bookkeeping and kept-alive orphan pools; restore the default timeout.
+
+    Registered engines stay registered (see :func:`forget_engine`). For tests: orphans
+    released here may be garbage-collected with their sockets.
+    """
+    for state in list(_loops.values()):
+        _abandon(state)
+    _loops.clear()
+    _engine_loop.clear()
+    _fork_orphans.clear()
+    _config["shutdown_timeout"] = 10.0
 
 
 def shutdown_timeout() -> float:

@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.cleanup import registered_engines, release_engine
+from pkg.database.cleanup import (
+    configure_cleanup,
+    registered_engines,
+    release_engine,
+    reset_cleanup,
+    shutdown_timeout,
+)
 from pkg.database.engine import new_async_engine
 from pkg.database.signals import (
     install_signal_handlers,
@@ -143,3 +149,13 @@ def test_reinstall_behind_an_app_handler_neither_loops_nor_swallows(clean_sigter
     assert signal.getsignal(signal.SIGTERM) is front
     os.kill(os.getpid(), signal.SIGTERM)
     assert calls == ["front", "base", "front", "base"]
+
+
+def test_reset_cleanup_restores_defaults() -> None:
+    configure_cleanup(shutdown_timeout=1.5)
+    assert shutdown_timeout() == 1.5
+    reset_cleanup()
+    assert shutdown_timeout() == 10.0
+    engine = new_async_engine("sqlite+aiosqlite:///:memory:", slow_query_threshold=None)
+    for _ in range(2):  # bookkeeping rebuilds itself on each new loop
+        assert asyncio.run(_use(engine)) == 1
