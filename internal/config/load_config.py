@@ -104,6 +104,8 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "APP_HOST": ("app_host", _str),
     "APP_PORT": ("app_port", _int),
     "APP_DRAIN_TIMEOUT": ("app_drain_timeout", _float),
+    "APP_CREATE_TABLES": ("app_create_tables", _bool),
+    "APP_DIAGNOSTICS": ("app_diagnostics", _bool),
     "CELERY_BROKER_URL": ("celery_broker_url", _str),
     "CELERY_RESULT_BACKEND": ("celery_result_backend", _str),
     "CELERY_CONCURRENCY": ("celery_concurrency", _int),
@@ -143,6 +145,8 @@ class Settings:
     app_host: str = "127.0.0.1"
     app_port: int = 8000
     app_drain_timeout: float = 10.0
+    app_create_tables: bool | None = None  # None: on for APP_ENV=dev only
+    app_diagnostics: bool = False  # /diagnostics/* routes for drain drills; never in public
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_result_backend: str = "redis://127.0.0.1:6379/1"
     celery_concurrency: int = 2

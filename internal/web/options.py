@@ -1,4 +1,4 @@
-"""Web-only switches that are not (yet) part of :class:`Settings`, read from the environment.
+"""Web-only switches, from :class:`Settings` (so `.env` files and the environment both set them).
 
 ``APP_CREATE_TABLES``  create the models' tables at startup (default: on for ``APP_ENV=dev``).
 ``APP_DIAGNOSTICS``    enable ``/diagnostics/*`` routes, e.g. the slow request used by drain
@@ -12,26 +12,12 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from internal.config.load_config import Settings
-from pkg.database.exceptions import ConfigurationError
 
 __all__ = ["WebOptions"]
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _flag(environ: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = environ.get(key, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in _TRUE | _FALSE:
-        raise ConfigurationError(f"{key} must be true or false, got {raw!r}", key=key)
-    return raw in _TRUE
 
 
 @dataclass(frozen=True)
@@ -44,8 +30,8 @@ class WebOptions:
 
     @classmethod
     def load(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> WebOptions:
-        env = os.environ if environ is None else environ
+        create = settings.app_create_tables
         return cls(
-            create_tables=_flag(env, "APP_CREATE_TABLES", settings.app_env == "dev"),
-            diagnostics=_flag(env, "APP_DIAGNOSTICS", False),
+            create_tables=settings.app_env == "dev" if create is None else create,
+            diagnostics=settings.app_diagnostics,
         )

@@ -224,4 +224,6 @@ def translate_error(exc: BaseException) -> BaseException:
         return MultipleResultsError(str(exc))
     if isinstance(exc, sa_exc.DBAPIError):
         return _translate_dbapi(exc) or exc
+    if isinstance(exc, ConnectionError):  # e.g. asyncpg's refused connect, raised unwrapped
+        return ConnectionLostError(f"cannot reach the database: {type(exc).__name__}")
     return exc

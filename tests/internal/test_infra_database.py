@@ -183,3 +183,18 @@ def test_reset_then_init_works_in_a_new_event_loop(backend: Backend) -> None:
         assert _use_db_in_fresh_loop(settings) == 42  # reset never touches those sockets
     finally:
         infra.reset_async_db()
+
+
+async def test_unreachable_server_raises_connection_lost() -> None:
+    from pkg.database.exceptions import ConnectionLostError
+
+    infra.reset_async_db()
+    settings = Settings(db_url="postgresql+asyncpg://postgres@127.0.0.1:1/none", db_pool_timeout=2.0)
+    await infra.init_async_db(settings)
+    try:
+        with pytest.raises(ConnectionLostError) as info:
+            async with infra.get_session() as session:
+                await session.execute(text("SELECT 1"))
+        assert isinstance(info.value.__cause__, ConnectionError)
+    finally:
+        await infra.close_async_db()

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 TaskFn = Callable[..., Awaitable[Any]]
 
 RETRY_DEFAULTS: dict[str, Any] = {
-    # ConnectionError: a refused connect reaches us untranslated (a plain OSError from the driver)
+    # ConnectionLostError is a ConnectionError; a raw one can still escape code outside the kit
     "autoretry_for": (TransientDatabaseError, ConnectionError),
     "dont_autoretry_for": (IntegrityViolationError,),
     "retry_backoff": 1,  # seconds: 1, 2, 4, ... (full jitter)
