@@ -25,7 +25,12 @@ from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pkg.database.context import SessionProvider, execute_transaction, transaction
+from pkg.database.context import (
+    SessionProvider,
+    current_actor,
+    execute_transaction,
+    transaction,
+)
 from pkg.database.exceptions import (
     ConcurrencyConflictError,
     ConfigurationError,
@@ -214,7 +219,7 @@ class BaseDao(Generic[ModelT]):
         if "updated_at" in self._table.c:
             assign["updated_at"] = utcnow()
         if "updater_id" in self._table.c:
-            assign["updater_id"] = next(iter(fill_defaults(self._table, [{}])))["updater_id"]
+            assign["updater_id"] = current_actor()
         increment = ("version",) if self._versioned else ()
         return UpsertPlan(target, tuple(k for k in keys if k not in skip), assign, increment)
 
