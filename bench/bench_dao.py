@@ -142,7 +142,7 @@ async def deep_pages(ctx: Ctx, n: int) -> dict[str, float]:
         await c.raw.fetch("SELECT id, username FROM users WHERE id > ? ORDER BY id LIMIT 50", at)
 
     fns = {"offset": offset, "keyset": keyset, "raw_offset": raw_offset, "raw_keyset": raw_keyset}
-    return await run_workload(ctx, fns, n, 2)
+    return await run_workload(ctx, fns, n, 4)
 
 
 async def prepare(backend: str) -> Ctx:
@@ -183,14 +183,14 @@ async def bench_backend(backend: str, ops: int, rounds: int) -> Result:
     ctx = await prepare(backend)
     results: Result = {}
     try:
-        results["bulk insert 20k rows (rows/s)"] = await bulk(ctx, rounds)
+        results["bulk insert 20k rows (rows/s)"] = await bulk(ctx, min(rounds, 3))
         await reseed(ctx)
         await spare_ids(ctx, ops * rounds + 100)
         for name, fns in WORKLOADS.items():
-            n = ops // 4 if "page" in name or "dicts" in name else ops
+            n = max(ops // 4, 10) if "page" in name or "dicts" in name else ops
             results[name] = await run_workload(ctx, fns, n, rounds)
         results["50 tasks / pool of 10 (get by PK)"] = await concurrent(ctx, max(ops // 50, 10))
-        results["deep page at row 50k"] = await deep_pages(ctx, max(ops // 20, 20))
+        results["deep page at row 50k"] = await deep_pages(ctx, max(ops // 5, 20))
     finally:
         await ctx.raw.close()
         await ctx.engine.dispose()
@@ -223,8 +223,8 @@ def report(backend: str, results: Result) -> str:
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="postgresql,mysql,sqlite")
-    parser.add_argument("--ops", type=int, default=1000, help="operations per approach per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ops", type=int, default=150, help="operations per approach per round")
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds; best is kept")
     args = parser.parse_args(argv)
     for backend in args.backends.split(","):
         results = await bench_backend(backend, args.ops, args.rounds)
