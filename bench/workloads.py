@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.raw import Raw
@@ -115,7 +115,7 @@ async def page_raw(ctx: Ctx, i: int) -> None:
 
 
 def _page_where() -> Any:
-    return (T.c.is_active.is_(True), T.c.deleted_at.is_(None))
+    return (T.c.is_active == true(), T.c.deleted_at.is_(None))
 
 
 async def page_core(ctx: Ctx, i: int) -> None:
@@ -126,7 +126,7 @@ async def page_core(ctx: Ctx, i: int) -> None:
 
 
 async def page_orm(ctx: Ctx, i: int) -> None:
-    where = (User.is_active.is_(True), User.deleted_at.is_(None))
+    where = (User.is_active == true(), User.deleted_at.is_(None))
     async with ctx.maker() as s:
         await s.scalar(select(func.count()).select_from(User).where(*where))
         stmt = select(User).where(*where).order_by(User.created_at.desc(), User.id)
@@ -176,7 +176,7 @@ async def count_raw(ctx: Ctx, i: int) -> None:
 
 
 def _count_where(ctx: Ctx, i: int) -> Any:
-    return (T.c.is_active.is_(True), T.c.id.between(*span(ctx, i)), T.c.deleted_at.is_(None))
+    return (T.c.is_active == true(), T.c.id.between(*span(ctx, i)), T.c.deleted_at.is_(None))
 
 
 async def count_core(ctx: Ctx, i: int) -> None:
