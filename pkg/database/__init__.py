@@ -19,7 +19,14 @@ from pkg.database.cleanup import (
     release_engine,
     reset_cleanup,
 )
-from pkg.database.context import SessionProvider, acting_as, current_actor, transaction
+from pkg.database.context import (
+    SessionProvider,
+    acting_as,
+    ambient_session,
+    current_actor,
+    execute_transaction,
+    transaction,
+)
 from pkg.database.dao import BaseDao
 from pkg.database.engine import json_dumps, json_loads, mask_url, new_async_engine, new_async_session_maker
 from pkg.database.events import QueryStats, query_stats
@@ -44,8 +51,15 @@ from pkg.database.exceptions import (
 )
 from pkg.database.leaks import Checkout, checked_out_connections, configure_leak_tracking
 from pkg.database.lifecycle import CloseReport, Database, session_scope
-from pkg.database.models import AuditMixin, Base, SoftDeleteMixin, TimestampMixin, VersionMixin
-from pkg.database.pagination import KeysetPage, Page
+from pkg.database.models import (
+    NAMING_CONVENTION,
+    AuditMixin,
+    Base,
+    SoftDeleteMixin,
+    TimestampMixin,
+    VersionMixin,
+)
+from pkg.database.pagination import DEFAULT_CURSOR_SECRET, KeysetCodec, KeysetPage, Page
 from pkg.database.pool import pool_status
 from pkg.database.query import QueryBuilder
 from pkg.database.shutdown import EngineCloseReport, close_engine
@@ -53,6 +67,8 @@ from pkg.database.signals import set_signal_handling, signal_handling_enabled
 from pkg.database.types import BigIntPK, JSONType, UTCDateTime, utcnow
 
 __all__ = [
+    "DEFAULT_CURSOR_SECRET",
+    "NAMING_CONVENTION",
     "AuditMixin",
     "Base",
     "BaseDao",
@@ -70,6 +86,7 @@ __all__ = [
     "IntegrityViolationError",
     "InvalidCursorError",
     "JSONType",
+    "KeysetCodec",
     "KeysetPage",
     "MultipleResultsError",
     "NotFoundError",
@@ -88,12 +105,14 @@ __all__ = [
     "UnsafeQueryError",
     "VersionMixin",
     "acting_as",
+    "ambient_session",
     "checked_out_connections",
     "close_engine",
     "configure_cleanup",
     "configure_leak_tracking",
     "current_actor",
     "dispose_all",
+    "execute_transaction",
     "json_dumps",
     "json_loads",
     "mask_url",

@@ -13,7 +13,7 @@ import pytest
 
 from internal.infra import database as infra
 from pkg.database.testing import assert_no_checked_out_connections
-from tests.conftest import Backend
+from tests.conftest import REQUIRE, Backend
 from tests.faults.helpers import server_connections
 from tests.faults.test_server_faults import fill_pool, select_one, settings
 
@@ -78,12 +78,13 @@ def restart(name: str) -> None:
             _wait(_start_mariadb, timeout=60)
 
 
+pytestmark = pytest.mark.parametrize("fault_backend", ["postgresql", "mysql"], indirect=True)
+
+
 @pytest.fixture
 async def db(fault_backend: Backend, app_name: str) -> AsyncIterator[Backend]:
-    if fault_backend.name == "sqlite":
-        pytest.skip("needs a database server")
     if shutil.which("pg_ctlcluster" if fault_backend.name == "postgresql" else "mysqladmin") is None:
-        pytest.skip("server control tools not available")
+        (pytest.fail if REQUIRE else pytest.skip)("server control tools not available")
     infra.reset_async_db()
     await infra.init_async_db(settings(fault_backend, app_name, db_pool_size=2, db_max_overflow=0))
     yield fault_backend

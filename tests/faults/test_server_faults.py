@@ -20,7 +20,7 @@ from tests.faults.helpers import admin_execute, admin_scalar, server_connections
 
 pytestmark = pytest.mark.slow
 
-SERVERS = {"sqlite"}  # backends without a server to fault
+pytestmark = pytest.mark.parametrize("fault_backend", ["postgresql", "mysql"], indirect=True)
 
 
 def settings(backend: Backend, app_name: str, **extra: object) -> Settings:
@@ -36,8 +36,6 @@ def settings(backend: Backend, app_name: str, **extra: object) -> Settings:
 
 @pytest.fixture
 async def db(fault_backend: Backend, app_name: str, rows_table: str) -> AsyncIterator[Backend]:
-    if fault_backend.name in SERVERS:
-        pytest.skip("needs a database server")
     infra.reset_async_db()
     await infra.init_async_db(settings(fault_backend, app_name, db_pool_size=2, db_max_overflow=0))
     yield fault_backend
@@ -118,8 +116,6 @@ async def test_backend_killed_mid_transaction(db: Backend, app_name: str, rows_t
 
 async def test_pool_exhausted_then_normal_service(fault_backend: Backend, app_name: str) -> None:
     """Fault 4: PoolTimeoutError after pool_timeout, counted in pool_status(), then service."""
-    if fault_backend.name in SERVERS:
-        pytest.skip("needs a database server")
     infra.reset_async_db()
     options = {"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout": 0.5}
     await infra.init_async_db(settings(fault_backend, app_name, **options))
