@@ -1,9 +1,11 @@
 """Overhead of the slow-query events on a tight primary-key lookup loop.
 
-Runs the same loop on an engine with the kit's timing events and on a plain
-SQLAlchemy engine, interleaved, in one process, and prints the best-of-N ratio.
+Runs the same loop, interleaved in one process, on: a plain SQLAlchemy engine; a plain
+engine with the kit's timing hook ("events", what new_async_engine attaches); one with
+the cursor-event variant; and a whole kit engine (timing, leak tracking, cleanup,
+pre-ping). Prints each one's median time overhead against plain.
 
-    .venv/bin/python -m bench.bench_events [--rounds 7] [--lookups 3000]
+    .venv/bin/python -m bench.bench_events [--rounds 60] [--lookups 500]
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import time
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pkg.database.engine import new_async_engine
+from pkg.database.events import attach_query_monitor
 
 URLS = {
     "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
@@ -45,40 +49,55 @@ async def lookup_loop(engine: AsyncEngine, lookups: int, rows: int) -> float:
     return time.perf_counter() - started
 
 
-async def measure(name: str, rounds: int, lookups: int) -> tuple[float, float, float]:
-    """Paired rounds in alternating order; returns best plain, best monitored, median ratio."""
+def engines(url: str) -> dict[str, AsyncEngine]:
+    """Plain SQLAlchemy, the kit's default timing hook, and the cursor-event variant."""
+    dialect, cursor = create_async_engine(url), create_async_engine(url)
+    attach_query_monitor(dialect.sync_engine, 0.5, via="dialect")
+    attach_query_monitor(cursor.sync_engine, 0.5, via="cursor")
+    return {
+        "plain": create_async_engine(url),
+        "events": dialect,
+        "cursor": cursor,
+        "kit": new_async_engine(url, slow_query_threshold=0.5),
+    }
+
+
+async def measure(name: str, rounds: int, lookups: int) -> dict[str, tuple[float, float]]:
+    """Interleaved rounds, order alternating; per variant: median ops/s, median time ratio."""
     rows = 1000
-    monitored = new_async_engine(URLS[name], slow_query_threshold=0.5)
-    plain = create_async_engine(URLS[name])
+    made = engines(URLS[name])
+    times: dict[str, list[float]] = {key: [] for key in made}
     try:
-        await prepare(plain, rows)
-        plain_times: list[float] = []
-        monitored_times: list[float] = []
+        await prepare(made["plain"], rows)
         for i in range(rounds):
-            pair = [(plain, plain_times), (monitored, monitored_times)]
-            for engine, times in pair if i % 2 == 0 else reversed(pair):
-                times.append(await lookup_loop(engine, lookups, rows))
-        async with plain.begin() as conn:
+            order = list(made.items())
+            for key, engine in order if i % 2 == 0 else reversed(order):
+                times[key].append(await lookup_loop(engine, lookups, rows))
+        async with made["plain"].begin() as conn:
             await conn.run_sync(metadata.drop_all)
     finally:
-        await monitored.dispose()
-        await plain.dispose()
-    ratios = sorted(m / p for p, m in zip(plain_times, monitored_times, strict=True))
-    return min(plain_times), min(monitored_times), ratios[len(ratios) // 2]
+        for engine in made.values():
+            await engine.dispose()
+    out = {}
+    for key, values in times.items():
+        ratios = [v / p for p, v in zip(times["plain"], values, strict=True)]
+        out[key] = (lookups / statistics.median(values), statistics.median(ratios))
+    return out
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--lookups", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--lookups", type=int, default=500)
     parser.add_argument("--backends", default="sqlite,postgresql,mysql")
     args = parser.parse_args()
-    print(f"{'backend':<11} {'plain ops/s':>12} {'events ops/s':>13} {'overhead (median)':>18}")
+    print(f"{'backend':<11} {'plain ops/s':>12} {'events':>8} {'cursor-events':>14} {'whole kit engine':>17}")
     for name in args.backends.split(","):
-        plain, monitored, ratio = await measure(name, args.rounds, args.lookups)
-        overhead = (ratio - 1.0) * 100.0
+        result = await measure(name, args.rounds, args.lookups)
+        pct = {key: (ratio - 1.0) * 100.0 for key, (_, ratio) in result.items()}
         print(
-            f"{name:<11} {args.lookups / plain:>12.0f} {args.lookups / monitored:>13.0f} {overhead:>17.1f}%"
+            f"{name:<11} {result['plain'][0]:>12.0f} {pct['events']:>7.1f}% "
+            f"{pct['cursor']:>13.1f}% {pct['kit']:>16.1f}%"
         )
 
 

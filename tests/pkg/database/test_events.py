@@ -125,3 +125,41 @@ async def test_error_messages_hide_parameters_by_default(backend: Backend) -> No
     finally:
         await eng.dispose()
     assert SECRET not in str(info.value)
+
+
+async def test_cursor_event_variant_logs_the_same(backend: Backend, caplog) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pkg.database.events import attach_query_monitor
+
+    eng = create_async_engine(backend.url, hide_parameters=True)
+    attach_query_monitor(eng.sync_engine, 0.0, via="cursor")
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    try:
+        async with eng.connect() as conn:
+            await conn.execute(text("SELECT :secret"), {"secret": SECRET})
+    finally:
+        await eng.dispose()
+    messages = [r.getMessage() for r in slow_records(caplog)]
+    assert any("[1 redacted]" in m for m in messages) and not any(SECRET in m for m in messages)
+    assert query_stats(eng).statements >= 1
+
+
+async def test_failed_statement_is_counted_and_logged_when_slow(server_backend: Backend, caplog) -> None:
+    timeout_sql = {
+        "postgresql": ("SET statement_timeout = 200", "SELECT pg_sleep(2)"),
+        "mysql": ("SET SESSION max_statement_time = 0.2", "SELECT SLEEP(2) FROM (SELECT 1) t"),
+    }[server_backend.name]
+    eng = server_backend.engine(slow_query_threshold=0.1)
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    try:
+        async with eng.connect() as conn:
+            await conn.execute(text(timeout_sql[0]))
+            try:
+                await conn.execute(text(timeout_sql[1]))
+            except Exception:  # PostgreSQL cancels; MariaDB may return early instead
+                await conn.rollback()
+    finally:
+        await eng.dispose()
+    assert query_stats(eng).slow_statements == 1
+    assert any("SLEEP" in r.getMessage().upper() for r in slow_records(caplog))
