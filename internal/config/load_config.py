@@ -37,24 +37,22 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _int(key: str, raw: str) -> int:
+def _number(key: str, raw: str, cast: Callable[[str], Any], kind: str) -> Any:
     try:
-        value = int(raw.strip())
+        value = cast(raw.strip())
     except ValueError:
-        raise ConfigurationError(f"{key} must be an integer, got {raw!r}", key=key) from None
+        raise ConfigurationError(f"{key} must be {kind}, got {raw!r}", key=key) from None
     if value < 0:
         raise ConfigurationError(f"{key} must not be negative, got {raw!r}", key=key)
     return value
+
+
+def _int(key: str, raw: str) -> int:
+    return int(_number(key, raw, int, "an integer"))
 
 
 def _float(key: str, raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigurationError(f"{key} must be a number, got {raw!r}", key=key) from None
-    if value < 0:
-        raise ConfigurationError(f"{key} must not be negative, got {raw!r}", key=key)
-    return value
+    return float(_number(key, raw, float, "a number"))
 
 
 def _bool(key: str, raw: str) -> bool:
