@@ -44,6 +44,9 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+        # SQLAlchemy's per-pool INFO chatter ("Pool disposed", "Pool recreating") is echo_pool's job.
+        for name in ("sqlalchemy.pool", "pkg.database.pool"):
+            logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
 
 
 async def create_tables(engine: AsyncEngine) -> None:
