@@ -41,8 +41,8 @@ async def test_real_sleep_is_logged_with_params_redacted(server_backend: Backend
     assert stats.slow_statements == 1 and stats.statements >= 2 and stats.total_time >= 0.25
 
 
-async def test_threshold_zero_logs_everything_redacted(backend: Backend, caplog) -> None:
-    eng = backend.engine(slow_query_threshold=0.0)
+async def select_secret_and_assert_redacted(eng, caplog: pytest.LogCaptureFixture) -> None:
+    """Run one statement with a secret parameter on ``eng`` (threshold 0): logged, redacted."""
     caplog.set_level(logging.WARNING, logger=LOGGER)
     try:
         async with eng.connect() as conn:
@@ -52,6 +52,11 @@ async def test_threshold_zero_logs_everything_redacted(backend: Backend, caplog)
     messages = [r.getMessage() for r in slow_records(caplog)]
     assert any("[1 redacted]" in m for m in messages)
     assert not any(SECRET in m for m in messages)
+    assert query_stats(eng).statements >= 1
+
+
+async def test_threshold_zero_logs_everything_redacted(backend: Backend, caplog) -> None:
+    await select_secret_and_assert_redacted(backend.engine(slow_query_threshold=0.0), caplog)
 
 
 async def test_opt_in_shows_parameters(backend: Backend, caplog) -> None:
@@ -134,15 +139,7 @@ async def test_cursor_event_variant_logs_the_same(backend: Backend, caplog) -> N
 
     eng = create_async_engine(backend.url, hide_parameters=True)
     attach_query_monitor(eng.sync_engine, 0.0, via="cursor")
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    try:
-        async with eng.connect() as conn:
-            await conn.execute(text("SELECT :secret"), {"secret": SECRET})
-    finally:
-        await eng.dispose()
-    messages = [r.getMessage() for r in slow_records(caplog)]
-    assert any("[1 redacted]" in m for m in messages) and not any(SECRET in m for m in messages)
-    assert query_stats(eng).statements >= 1
+    await select_secret_and_assert_redacted(eng, caplog)
 
 
 async def test_failed_statement_is_counted_and_logged_when_slow(server_backend: Backend, caplog) -> None:
