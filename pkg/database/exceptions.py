@@ -16,7 +16,8 @@ Hierarchy::
     ├── QueryError                    the query itself is wrong
     │   ├── UnknownFieldError         unknown field / operator / sort name
     │   ├── UnsafeQueryError          UPDATE/DELETE without WHERE
-    │   └── InvalidCursorError        tampered or foreign keyset cursor
+    │   ├── InvalidCursorError        tampered or foreign keyset cursor
+    │   └── InvalidValueError         the database refused a value (type, length, NUL byte)
     ├── NotFoundError                 no row where one was required
     ├── MultipleResultsError          more than one row where one was required
     ├── IntegrityViolationError       a constraint refused the write
@@ -45,6 +46,7 @@ __all__ = [
     "DuplicateKeyError",
     "IntegrityViolationError",
     "InvalidCursorError",
+    "InvalidValueError",
     "MultipleResultsError",
     "NotFoundError",
     "PoolTimeoutError",
@@ -95,6 +97,13 @@ class InvalidCursorError(QueryError, ValueError):
     """A keyset cursor that was tampered with or belongs to another query."""
 
 
+class InvalidValueError(QueryError, ValueError):
+    """The database refused a bound value: wrong type, too long, out of range, NUL byte.
+
+    The message names the SQLSTATE / error number, never the value.
+    """
+
+
 class NotFoundError(DatabaseError, LookupError):
     """No row matched where one was required."""
 
@@ -139,6 +148,8 @@ _UNIQUE_SQLSTATE = "23505"
 _TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 _MYSQL_DUPLICATE = 1062
 _MYSQL_TRANSIENT = {1213, 1205}  # deadlock, lock wait timeout
+_INVALID_VALUE_SQLSTATES = {"42804", "42883"}  # datatype mismatch, no operator for the types
+_MYSQL_INVALID_VALUE = {1264, 1265, 1292, 1366, 1406}  # out of range, truncated, bad value, too long
 _MYSQL_GONE = {2006, 2013, 2055, 1927, 1053}  # server gone / lost / killed / shutdown
 _CONSTRAINT_PATTERNS = (
     re.compile(r'constraint "([^"]+)"'),  # PostgreSQL
@@ -191,11 +202,33 @@ def _translate_dbapi(exc: sa_exc.DBAPIError) -> DatabaseError | None:
         what = "duplicate key" if cls else "integrity constraint violated"
         where = f" (constraint {constraint})" if constraint else ""
         return (cls or IntegrityViolationError)(f"{what}{where}", constraint=constraint)
+    if _is_invalid_value(exc, sqlstate, errno):
+        code = f"SQLSTATE {sqlstate}" if sqlstate else f"error {errno}"
+        kind = _DATA_KINDS.get(sqlstate or "", "bad value")
+        return InvalidValueError(f"the database refused a value ({code}: {kind})")
     if sqlstate in _TRANSIENT_SQLSTATES or errno in _MYSQL_TRANSIENT:
         return ConcurrencyConflictError(f"transaction conflict: {type(orig).__name__}")
     if exc.connection_invalidated or errno in _MYSQL_GONE or _looks_disconnected(orig):
         return ConnectionLostError(f"database connection lost: {type(orig).__name__}")
     return None
+
+
+_DATA_KINDS = {
+    "22001": "string too long",
+    "22003": "number out of range",
+    "22021": "invalid character, e.g. a NUL byte",
+    "22P02": "invalid text representation",
+    "42804": "wrong type",
+    "42883": "wrong type for the operator",
+}
+
+
+def _is_invalid_value(exc: sa_exc.DBAPIError, sqlstate: str | None, errno: int | None) -> bool:
+    return (
+        isinstance(exc, sa_exc.DataError)
+        or (sqlstate is not None and (sqlstate.startswith("22") or sqlstate in _INVALID_VALUE_SQLSTATES))
+        or errno in _MYSQL_INVALID_VALUE
+    )
 
 
 def _looks_disconnected(orig: BaseException | None) -> bool:
