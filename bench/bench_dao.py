@@ -37,7 +37,7 @@ from bench.workloads import (
 )
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.engine import new_async_engine, new_async_session_maker
+from pkg.database import new_async_engine, new_async_session_maker
 
 SERVERS = {
     "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),

@@ -19,8 +19,7 @@ import time
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from pkg.database.engine import new_async_engine
-from pkg.database.events import attach_query_monitor
+from pkg.database import attach_query_monitor, new_async_engine
 
 URLS = {
     "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),

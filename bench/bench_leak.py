@@ -17,8 +17,8 @@ import time
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.engine import new_async_engine
-from pkg.database.leaks import configure_leak_tracking
+from pkg.database import new_async_engine
+from pkg.database.lifecycle import configure_leak_tracking
 
 URLS = {
     "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),

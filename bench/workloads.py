@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bench.raw import Raw
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.types import utcnow
+from pkg.database import utcnow
 
 T = User.__table__
 COLUMNS = "username, email, is_active, profile, created_at, updated_at, version"

@@ -27,7 +27,7 @@ from internal.web import diagnostics, health, users
 from internal.web.drain import DrainMiddleware, DrainState, install_drain_signals
 from internal.web.errors import install_error_handlers
 from internal.web.options import WebOptions
-from pkg.database.models import Base
+from pkg.database import Base
 
 __all__ = ["app", "configure_logging", "create_app", "create_tables"]
 
@@ -60,9 +60,9 @@ async def _close_database(settings: Settings) -> None:
     report = await close_async_db(settings.db_shutdown_timeout)
     if report is not None and (report.forced or report.checked_out):
         logger.warning(
-            "pool disposal forced=%s with %d connection(s) still checked out",
-            report.forced,
+            "pool disposal: %d connection(s) still checked out, %d forced closed",
             report.checked_out,
+            report.forced,
         )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from pkg.database.engine import new_async_engine
+from pkg.database import new_async_engine
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from pkg.database.exceptions import ConfigurationError
+from pkg.database.errors import ConfigurationError
 
 __all__ = ["Settings", "get_settings", "load_settings", "reset_settings"]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from internal.models.user import User
-from pkg.database.dao import BaseDao
-from pkg.database.pagination import Page
+from pkg.database import BaseDao, Page
 
 
 class UserDao(BaseDao[User]):

@@ -19,12 +19,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from internal.config.load_config import Settings, get_settings
-from pkg.database.cleanup import configure_cleanup
-from pkg.database.engine import mask_url
-from pkg.database.exceptions import DatabaseNotInitializedError
-from pkg.database.leaks import configure_leak_tracking
-from pkg.database.lifecycle import CloseReport, Database
-from pkg.database.signals import set_signal_handling
+from pkg.database import CloseReport, Database, mask_url
+from pkg.database.errors import DatabaseNotInitializedError
+from pkg.database.lifecycle import configure_leak_tracking, set_shutdown_timeout, set_signal_handling
 
 __all__ = [
     "close_async_db",
@@ -54,7 +51,7 @@ def _build(settings: Settings) -> Database:
 
 def _apply_runtime_settings(settings: Settings, handle_signals: bool | None) -> None:
     """Shutdown bound, leak tracking and signal handling, from settings (or the override)."""
-    configure_cleanup(shutdown_timeout=settings.db_shutdown_timeout)
+    set_shutdown_timeout(settings.db_shutdown_timeout)
     configure_leak_tracking(enabled=settings.db_leak_tracking, threshold=settings.db_leak_threshold)
     set_signal_handling(settings.db_handle_signals if handle_signals is None else handle_signals)
 
@@ -127,7 +124,7 @@ def reset_async_db() -> None:
     with _lock:
         db, _db = _db, None
     if db is not None:
-        db.reset()
+        db.release()
 
 
 def pool_status() -> dict[str, Any]:

@@ -7,8 +7,7 @@ from typing import Any
 from sqlalchemy import Boolean, Identity, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pkg.database.models import AuditMixin, Base, SoftDeleteMixin, TimestampMixin, VersionMixin
-from pkg.database.types import BigIntPK, JSONType
+from pkg.database import AuditMixin, Base, BigIntPK, JSONType, SoftDeleteMixin, TimestampMixin, VersionMixin
 
 
 class User(TimestampMixin, SoftDeleteMixin, VersionMixin, AuditMixin, Base):

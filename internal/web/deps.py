@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from internal.dao.user import UserDao
 from internal.infra.database import get_session
-from pkg.database.context import transaction
+from pkg.database import transaction
 
 __all__ = ["SessionDep", "UserDaoDep", "get_user_dao", "request_session"]
 

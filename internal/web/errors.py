@@ -13,7 +13,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pkg.database.exceptions import (
+from pkg.database.errors import (
     DatabaseError,
     DatabaseNotInitializedError,
     DuplicateKeyError,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from internal.infra.database import get_session, pool_status
 from internal.web.schemas import DbHealthOut, HealthOut
-from pkg.database.exceptions import DatabaseError
+from pkg.database.errors import DatabaseError
 
 __all__ = ["PING_TIMEOUT", "ping_database", "router"]
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Response
 
 from internal.web.deps import SessionDep, UserDaoDep
 from internal.web.schemas import ErrorOut, UserCreate, UserCursorPage, UserOut, UserPage, UserUpdate
-from pkg.database.exceptions import NotFoundError, UnknownFieldError
+from pkg.database.errors import NotFoundError, UnknownFieldError
 
 __all__ = ["SORTABLE", "parse_sort", "router"]
 

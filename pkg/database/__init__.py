@@ -1,4 +1,4 @@
-"""The kit's public API: engines, sessions, DAOs, the query builder, types and errors.
+"""The kit's public API: what an application touches.
 
 Example::
 
@@ -10,48 +10,30 @@ Example::
     engine = new_async_engine("sqlite+aiosqlite:///app.db")
     users = UserDao(session_provider=new_async_session_maker(engine))
     page = await users.query().filter(is_active=True).order_by("-created_at").page(1, 50)
+
+The names, by job:
+
+* engines and databases: ``new_async_engine``, ``new_async_session_maker``, ``Database``,
+  ``CloseReport``;
+* transactions: ``SessionProvider``, ``transaction``, ``execute_transaction``,
+  ``acting_as``, ``current_actor``;
+* data access: ``BaseDao``, ``QueryBuilder``, ``Page``, ``KeysetPage``;
+* models and types: ``Base``, ``TimestampMixin``, ``SoftDeleteMixin``, ``VersionMixin``,
+  ``AuditMixin``, ``NAMING_CONVENTION``, ``JSONType``, ``UTCDateTime``, ``BigIntPK``,
+  ``utcnow``;
+* monitoring: ``pool_status``, ``query_stats``, ``QueryStats``, ``attach_query_monitor``;
+* utilities: ``mask_url``, ``json_dumps``, ``json_loads``.
+
+Public submodules: :mod:`pkg.database.errors` (every error the kit raises, rooted at
+``DatabaseError``), :mod:`pkg.database.lifecycle` (shutdown, signals, leak tracking
+knobs) and :mod:`pkg.database.testing` (test helpers). Everything else is internal.
 """
 
-from pkg.database.cleanup import (
-    configure_cleanup,
-    dispose_all,
-    register_engine,
-    release_engine,
-    reset_cleanup,
-)
-from pkg.database.context import (
-    SessionProvider,
-    acting_as,
-    ambient_session,
-    current_actor,
-    execute_transaction,
-    transaction,
-)
+from pkg.database.actor import acting_as, current_actor
 from pkg.database.dao import BaseDao
-from pkg.database.engine import json_dumps, json_loads, mask_url, new_async_engine, new_async_session_maker
-from pkg.database.events import QueryStats, query_stats
-from pkg.database.exceptions import (
-    ConcurrencyConflictError,
-    ConfigurationError,
-    ConnectionLostError,
-    DatabaseError,
-    DatabaseNotInitializedError,
-    DuplicateKeyError,
-    IntegrityViolationError,
-    InvalidCursorError,
-    InvalidValueError,
-    MultipleResultsError,
-    NotFoundError,
-    PoolTimeoutError,
-    QueryError,
-    StaleDataError,
-    TransientDatabaseError,
-    UnknownFieldError,
-    UnsafeQueryError,
-    translate_error,
-)
-from pkg.database.leaks import Checkout, checked_out_connections, configure_leak_tracking
-from pkg.database.lifecycle import CloseReport, Database, session_scope
+from pkg.database.database import Database
+from pkg.database.engine import new_async_engine, new_async_session_maker
+from pkg.database.lifecycle.shutdown import CloseReport
 from pkg.database.models import (
     NAMING_CONVENTION,
     AuditMixin,
@@ -60,60 +42,35 @@ from pkg.database.models import (
     TimestampMixin,
     VersionMixin,
 )
-from pkg.database.pagination import DEFAULT_CURSOR_SECRET, KeysetCodec, KeysetPage, Page
+from pkg.database.monitoring import QueryStats, attach_query_monitor, query_stats
 from pkg.database.pool import pool_status
-from pkg.database.query import QueryBuilder
-from pkg.database.shutdown import EngineCloseReport, close_engine
-from pkg.database.signals import set_signal_handling, signal_handling_enabled
+from pkg.database.query.builder import QueryBuilder
+from pkg.database.query.pages import KeysetPage, Page
+from pkg.database.transactions import SessionProvider, execute_transaction, transaction
 from pkg.database.types import BigIntPK, JSONType, UTCDateTime, utcnow
+from pkg.database.utils import json_dumps, json_loads, mask_url
 
 __all__ = [
-    "DEFAULT_CURSOR_SECRET",
     "NAMING_CONVENTION",
     "AuditMixin",
     "Base",
     "BaseDao",
     "BigIntPK",
-    "Checkout",
     "CloseReport",
-    "ConcurrencyConflictError",
-    "ConfigurationError",
-    "ConnectionLostError",
     "Database",
-    "DatabaseError",
-    "DatabaseNotInitializedError",
-    "DuplicateKeyError",
-    "EngineCloseReport",
-    "IntegrityViolationError",
-    "InvalidCursorError",
-    "InvalidValueError",
     "JSONType",
-    "KeysetCodec",
     "KeysetPage",
-    "MultipleResultsError",
-    "NotFoundError",
     "Page",
-    "PoolTimeoutError",
     "QueryBuilder",
-    "QueryError",
     "QueryStats",
     "SessionProvider",
     "SoftDeleteMixin",
-    "StaleDataError",
     "TimestampMixin",
-    "TransientDatabaseError",
     "UTCDateTime",
-    "UnknownFieldError",
-    "UnsafeQueryError",
     "VersionMixin",
     "acting_as",
-    "ambient_session",
-    "checked_out_connections",
-    "close_engine",
-    "configure_cleanup",
-    "configure_leak_tracking",
+    "attach_query_monitor",
     "current_actor",
-    "dispose_all",
     "execute_transaction",
     "json_dumps",
     "json_loads",
@@ -122,13 +79,6 @@ __all__ = [
     "new_async_session_maker",
     "pool_status",
     "query_stats",
-    "register_engine",
-    "release_engine",
-    "reset_cleanup",
-    "session_scope",
-    "set_signal_handling",
-    "signal_handling_enabled",
     "transaction",
-    "translate_error",
     "utcnow",
 ]

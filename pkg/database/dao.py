@@ -25,26 +25,21 @@ from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pkg.database.context import (
-    SessionProvider,
-    current_actor,
-    execute_transaction,
-    transaction,
-)
-from pkg.database.exceptions import (
+from pkg.database.actor import current_actor
+from pkg.database.errors import (
     ConcurrencyConflictError,
     ConfigurationError,
     NotFoundError,
     QueryError,
     StaleDataError,
 )
-from pkg.database.limits import in_list_limit, rows_per_statement
-from pkg.database.pagination import KeysetCodec
-from pkg.database.query import QueryBuilder
-from pkg.database.scope import SessionScope
+from pkg.database.query.builder import QueryBuilder
+from pkg.database.query.cursors import KeysetCodec
+from pkg.database.query.limits import in_list_limit, rows_per_statement
+from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
+from pkg.database.query.writes import check_fields
+from pkg.database.transactions import CallSession, SessionProvider, execute_transaction, transaction
 from pkg.database.types import utcnow
-from pkg.database.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
-from pkg.database.writes import check_fields
 
 __all__ = ["BaseDao"]
 
@@ -66,7 +61,7 @@ class BaseDao(Generic[ModelT]):
         if getattr(self, "model_cls", None) is None:
             raise ConfigurationError(f"{type(self).__name__} must set model_cls", key="model_cls")
         self.session_provider = session_provider
-        self._scope = SessionScope(session_provider)
+        self._scope = CallSession(session_provider)
         self._codec = KeysetCodec(cursor_secret)
         mapper = inspect(self.model_cls)
         self._table: Table = mapper.local_table

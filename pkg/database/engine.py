@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,28 +21,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from pkg.database.events import attach_query_monitor
+from pkg.database.lifecycle.register import register_engine
+from pkg.database.monitoring import attach_query_monitor
+from pkg.database.utils import json_dumps, json_loads, mask_url
 
-__all__ = ["json_dumps", "json_loads", "mask_url", "new_async_engine", "new_async_session_maker"]
+__all__ = ["new_async_engine", "new_async_session_maker"]
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_POOL_ARGS = ("pool_size", "max_overflow", "pool_timeout")
-
-
-def json_dumps(value: Any) -> str:
-    """orjson encoder returning ``str``, as SQLAlchemy's JSON types expect."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def json_loads(value: str | bytes) -> Any:
-    """orjson decoder; accepts ``str`` or ``bytes``."""
-    return orjson.loads(value)
-
-
-def mask_url(url: str | URL) -> str:
-    """Render a URL with its password replaced by ``***``, safe for logs."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _is_memory_sqlite(url: URL) -> bool:
@@ -107,8 +93,6 @@ def new_async_engine(
     options["connect_args"] = _connect_args(sa_url, application_name, dict(options.get("connect_args") or {}))
     engine = create_async_engine(sa_url, **options)
     attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
-    from pkg.database.cleanup import register_engine  # cleanup imports this module
-
     register_engine(engine)
     logger.debug("created engine for %s", mask_url(sa_url))
     return engine

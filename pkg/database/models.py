@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-from pkg.database.context import current_actor
+from pkg.database.actor import current_actor
 from pkg.database.types import JSONType, UTCDateTime, utcnow
 
 __all__ = [

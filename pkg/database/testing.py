@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.leaks import checked_out_connections
+from pkg.database.lifecycle.leaks import checked_out_connections
 from pkg.database.pool import pool_status
 
 __all__ = ["assert_no_checked_out_connections"]

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Text
 from sqlalchemy.dialects import mysql, oracle, postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from pkg.database.engine import json_dumps, json_loads
+from pkg.database.utils import json_dumps, json_loads
 
 __all__ = ["BigIntPK", "JSONType", "UTCDateTime", "utcnow"]
 

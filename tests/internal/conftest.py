@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 
 from internal.app import create_tables
-from pkg.database.engine import new_async_engine
+from pkg.database import new_async_engine
 from tests.conftest import Backend, resolve_backend
 from tests.internal.helpers.procs import Proc, free_port, wait_http_ready
 

@@ -14,8 +14,8 @@ from internal.config.load_config import (
     load_settings,
     reset_settings,
 )
-from pkg.database.engine import new_async_engine
-from pkg.database.exceptions import ConfigurationError
+from pkg.database import new_async_engine
+from pkg.database.errors import ConfigurationError
 
 SECRET = "p@ss/w:rd#1"
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from internal.config.load_config import Settings
 from internal.infra import database as infra
-from pkg.database.exceptions import DatabaseNotInitializedError, PoolTimeoutError
+from pkg.database.errors import DatabaseNotInitializedError, PoolTimeoutError
 from tests.conftest import Backend
 
 
@@ -186,7 +186,7 @@ def test_reset_then_init_works_in_a_new_event_loop(backend: Backend) -> None:
 
 
 async def test_unreachable_server_raises_connection_lost() -> None:
-    from pkg.database.exceptions import ConnectionLostError
+    from pkg.database.errors import ConnectionLostError
 
     infra.reset_async_db()
     settings = Settings(db_url="postgresql+asyncpg://postgres@127.0.0.1:1/none", db_pool_timeout=2.0)

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.engine import new_async_session_maker
-from pkg.database.types import utcnow
+from pkg.database import new_async_session_maker, utcnow
 
 
 async def test_user_dao_domain_queries(engine, create_tables) -> None:

@@ -13,7 +13,7 @@ from internal.config.load_config import Settings
 from internal.infra.celery import loop
 from internal.infra.celery.tasks import import_users, recompute_profiles
 from internal.infra.database import get_engine
-from pkg.database.exceptions import DuplicateKeyError
+from pkg.database.errors import DuplicateKeyError
 from scripts.run_celery_worker import parse_args, worker_argv
 
 

@@ -66,7 +66,7 @@ def stop_worker_loop(timeout: float | None = None) -> None:
     try:
         report = loop.run_until_complete(close_async_db(timeout))
         if report is not None:
-            logger.info("worker pid %d closed its engine (forced=%s)", pid, report.forced)
+            logger.info("worker pid %d closed its engine (%d connection(s) forced)", pid, report.forced)
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         asyncio.set_event_loop(None)

@@ -24,8 +24,8 @@ from celery import Celery, Task
 from internal.infra.celery.app import celery_app
 from internal.infra.celery.loop import run
 from internal.infra.database import get_session
-from pkg.database.context import transaction
-from pkg.database.exceptions import IntegrityViolationError, TransientDatabaseError
+from pkg.database import transaction
+from pkg.database.errors import IntegrityViolationError, TransientDatabaseError
 
 __all__ = ["RETRY_DEFAULTS", "db_task", "in_transaction"]
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from internal.dao.user import UserDao
 from internal.infra.celery.task import RETRY_DEFAULTS, db_task
 from internal.infra.database import get_session
-from pkg.database.exceptions import StaleDataError
+from pkg.database.errors import StaleDataError
 
 __all__ = ["MAX_SERVER_DELAY", "import_users", "recompute_profiles"]
 

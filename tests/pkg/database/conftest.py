@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.engine import new_async_session_maker
+from pkg.database import new_async_session_maker
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from internal.dao.user import UserDao
-from pkg.database.context import acting_as
-from pkg.database.engine import new_async_session_maker
-from pkg.database.exceptions import UnknownFieldError
+from pkg.database import acting_as, new_async_session_maker
+from pkg.database.errors import UnknownFieldError
 
 JSON_CHECKS = {
     "sqlite": ("json_type(profile)", "json_extract(profile, '$.lang')", "object", "fr"),

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from internal.dao.user import UserDao
-from pkg.database.exceptions import StaleDataError
+from pkg.database.errors import StaleDataError
 
 
 async def test_two_sessions_conflict_on_version(users: UserDao, maker) -> None:

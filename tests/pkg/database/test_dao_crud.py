@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.context import acting_as
-from pkg.database.exceptions import (
+from pkg.database import acting_as
+from pkg.database.errors import (
     ConfigurationError,
     DuplicateKeyError,
     NotFoundError,

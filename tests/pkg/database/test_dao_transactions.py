@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from internal.dao.user import UserDao
-from pkg.database.context import ambient_session, transaction
-from pkg.database.dao import BaseDao
-from pkg.database.exceptions import DuplicateKeyError
+from pkg.database import BaseDao, transaction
+from pkg.database.errors import DuplicateKeyError
+from pkg.database.transactions import ambient_session
 
 
 class _Base(DeclarativeBase):

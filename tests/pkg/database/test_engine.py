@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.engine import json_dumps, mask_url, new_async_engine, new_async_session_maker
+from pkg.database import json_dumps, mask_url, new_async_engine, new_async_session_maker
 from tests.conftest import resolve_backend
 
 

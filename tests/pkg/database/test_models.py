@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.models import NAMING_CONVENTION, Base
+from pkg.database import NAMING_CONVENTION, Base
 
 PAST = datetime(2020, 1, 1, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from pkg.database.engine import new_async_engine
-from pkg.database.pool import KitAsyncQueuePool, kit_pool_options, pool_status
+from pkg.database import new_async_engine, pool_status
+from pkg.database.pool import KitAsyncQueuePool, kit_pool_options
 from tests.conftest import Backend
 
 KEYS = {"pool", "size", "checked_out", "overflow", "idle", "waiters", "timeouts"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 
-from pkg.database.types import JSONType, UTCDateTime
+from pkg.database import JSONType, UTCDateTime
 
 
 @pytest.fixture

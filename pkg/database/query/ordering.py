@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, inspect, literal, or_
 
-from pkg.database.exceptions import QueryError, UnknownFieldError
-from pkg.database.lookups import column_names, model_columns, resolve_column
+from pkg.database.errors import QueryError, UnknownFieldError
+from pkg.database.query.lookups import column_names, model_columns, resolve_column
 
 __all__ = ["SortKey", "keyset_predicate", "parse_sort", "with_pk_tiebreaker"]
 

@@ -10,14 +10,14 @@ from sqlalchemy.orm import load_only
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.exceptions import (
+from pkg.database import utcnow
+from pkg.database.errors import (
     InvalidValueError,
     MultipleResultsError,
     NotFoundError,
     UnknownFieldError,
     UnsafeQueryError,
 )
-from pkg.database.types import utcnow
 
 NAMES = ["alice", "bob", "carol", "dave", "eve"]
 

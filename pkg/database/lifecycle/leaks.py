@@ -1,6 +1,6 @@
 """Checkout owner tracking: who holds each pooled connection, since when, and from where.
 
-Attached to every engine by :func:`pkg.database.cleanup.register_engine`. The bare
+Attached to every engine by :func:`pkg.database.lifecycle.register.register_engine`. The bare
 bookkeeping (which DBAPI connections are out) is always on: forced shutdown needs it.
 With tracking on, each checkout also records the asyncio task name and the first
 call site outside the kit, and a connection held longer than ``threshold`` seconds
@@ -190,3 +190,8 @@ def configure_leak_tracking(
             tracker.enabled = enabled
         if threshold is not None:
             tracker.threshold = threshold
+
+
+def reset_leak_tracking() -> None:
+    """Restore the defaults (owner capture on, 30 s threshold) on every tracker; for tests."""
+    configure_leak_tracking(enabled=True, threshold=30.0)

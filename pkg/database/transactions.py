@@ -1,34 +1,36 @@
-"""Ambient state carried in context variables: the current actor and the open transaction.
-
-``acting_as`` sets who is writing (read by ``AuditMixin``)::
-
-    with acting_as(user.id):
-        await dao.update_by_id(5, name="x")   # updater_id = user.id
+"""Transactions, and how a DAO or builder call finds its session.
 
 ``transaction(provider)`` opens one transaction that every DAO call inside joins::
 
     async with transaction(Session) as session:
         await users.create(...)
         await orders.create(...)               # same session, same COMMIT
+
+A call with ``session=`` or inside ``transaction()`` joins that transaction (and
+flushes after writes). Otherwise :class:`CallSession` opens a short session of its
+own: writes COMMIT; reads never do (closing the session rolls the connection back; on
+PostgreSQL they run in AUTOCOMMIT, which sends neither BEGIN nor COMMIT).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pkg.database.exceptions import translate_error
+from pkg.database.errors import translate_error
+from pkg.database.query.limits import autocommit_reads
 
 __all__ = [
+    "CallSession",
     "SessionProvider",
-    "acting_as",
     "ambient_session",
-    "current_actor",
+    "execute_transaction",
     "raise_translated",
     "transaction",
 ]
@@ -38,23 +40,7 @@ logger = logging.getLogger(__name__)
 SessionProvider = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Any zero-arg callable returning an async context manager of ``AsyncSession``."""
 
-_actor: ContextVar[Any] = ContextVar("pkg_database_actor", default=None)
 _session: ContextVar[AsyncSession | None] = ContextVar("pkg_database_session", default=None)
-
-
-def current_actor() -> Any:
-    """The actor set by the innermost ``acting_as``, or None."""
-    return _actor.get()
-
-
-@contextmanager
-def acting_as(actor: Any) -> Iterator[None]:
-    """Attribute writes inside the block to ``actor`` (``creator_id`` / ``updater_id``)."""
-    token = _actor.set(actor)
-    try:
-        yield
-    finally:
-        _actor.reset(token)
 
 
 def ambient_session() -> AsyncSession | None:
@@ -119,3 +105,55 @@ async def execute_transaction(
     """Run ``await callback(session)`` in one transaction and return its result."""
     async with transaction(provider, autoflush=autoflush) as session:
         return await callback(session)
+
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+@dataclass(frozen=True, slots=True)
+class CallSession:
+    """Resolves the session for one DAO or builder call from a session provider."""
+
+    provider: SessionProvider
+
+    def joins(self, session: AsyncSession | None) -> bool:
+        """True when a call with ``session`` would join an existing transaction."""
+        return session is not None or ambient_session() is not None
+
+    @asynccontextmanager
+    async def read(
+        self, session: AsyncSession | None = None, *, autocommit: bool = True
+    ) -> AsyncIterator[AsyncSession]:
+        """A session to read with; never COMMITs.
+
+        Its own session runs in AUTOCOMMIT where that saves round trips (PostgreSQL):
+        the same per-statement snapshot as READ COMMITTED, without BEGIN / ROLLBACK.
+        """
+        joined = session if session is not None else ambient_session()
+        try:
+            if joined is not None:
+                yield joined
+            else:
+                async with self.provider() as own:
+                    if autocommit and autocommit_reads(own.get_bind().dialect.name):
+                        await own.connection(execution_options=_AUTOCOMMIT)
+                    yield own
+        except Exception as exc:
+            raise_translated(exc)
+            raise
+
+    @asynccontextmanager
+    async def write(self, session: AsyncSession | None = None) -> AsyncIterator[AsyncSession]:
+        """A session to write with; flushes when joined, COMMITs when it is its own."""
+        joined = session if session is not None else ambient_session()
+        try:
+            if joined is not None:
+                yield joined
+                await joined.flush()
+            else:
+                async with self.provider() as own:
+                    yield own
+                    await own.commit()
+        except Exception as exc:
+            raise_translated(exc)
+            raise

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.exceptions import InvalidValueError, translate_error
+from pkg.database.errors import InvalidValueError, translate_error
 
 SECRET = "s3cr3t-value-too-long"
 

@@ -1,6 +1,6 @@
 """SIGTERM/SIGINT handling that chains to the application's own handlers.
 
-Installed (main thread only) when the first engine is registered, unless switched off
+Installed (main thread only) when the first engine is registered (``register_engine``), unless switched off
 with :func:`set_signal_handling` (``DB_HANDLE_SIGNALS=false``).
 
 * A handler was installed before (uvicorn, Celery, the user's): it is called and
@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from pkg.database.cleanup import (
+from pkg.database.lifecycle.registry import (
     checked_out_on,
     force_busy_connections,
     registered_engines,

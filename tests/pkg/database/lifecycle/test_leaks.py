@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.leaks import checked_out_connections, configure_leak_tracking
+from pkg.database.lifecycle import checked_out_connections, configure_leak_tracking
 from pkg.database.testing import assert_no_checked_out_connections
 
 
@@ -36,7 +36,7 @@ async def test_held_past_threshold_warns_with_owner(
     engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     configure_leak_tracking(threshold=0.2, engine=engine)
-    with caplog.at_level(logging.WARNING, logger="pkg.database.leaks"):
+    with caplog.at_level(logging.WARNING, logger="pkg.database.lifecycle.leaks"):
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
             await asyncio.sleep(0.4)

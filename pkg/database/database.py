@@ -15,36 +15,24 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pkg.database.cleanup import release_engine
 from pkg.database.engine import new_async_engine, new_async_session_maker
-from pkg.database.exceptions import translate_error
+from pkg.database.errors import translate_error
+from pkg.database.lifecycle.autodispose import release_engine
+from pkg.database.lifecycle.shutdown import CloseReport, close_engine
 from pkg.database.pool import kit_pool_options, pool_status
-from pkg.database.shutdown import close_engine
 
-__all__ = ["CloseReport", "Database", "session_scope"]
+__all__ = ["Database", "managed_session"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class CloseReport:
-    """What :meth:`Database.close` found and did."""
-
-    checked_out: int
-    forced: bool
-    elapsed: float
-    forced_connections: int = 0
-    owners: tuple[str, ...] = ()
-
-
 @asynccontextmanager
-async def session_scope(
+async def managed_session(
     maker: async_sessionmaker[AsyncSession], *, autoflush: bool = True
 ) -> AsyncIterator[AsyncSession]:
     """Yield a session that rolls back on error and never commits by itself.
@@ -81,11 +69,11 @@ class Database:
 
     def session(self, autoflush: bool = True) -> Any:
         """An async context manager of a session on the primary."""
-        return session_scope(self.session_maker, autoflush=autoflush)
+        return managed_session(self.session_maker, autoflush=autoflush)
 
     def read_session(self, autoflush: bool = True) -> Any:
         """A session on the replica when configured, else on the primary."""
-        return session_scope(self.read_session_maker, autoflush=autoflush)
+        return managed_session(self.read_session_maker, autoflush=autoflush)
 
     def engines(self) -> list[AsyncEngine]:
         return [e for e in (self.engine, self.read_engine) if e is not None]
@@ -97,30 +85,24 @@ class Database:
         return status
 
     async def close(self, timeout: float | None = None) -> CloseReport:
-        """Dispose every engine within ``timeout`` seconds; past it, close the rest hard.
+        """Close every engine from async code (app shutdown) within ``timeout`` seconds.
 
-        The report counts what was still checked out, names the owners, and says how
-        many connections had to be forced.
+        Past the deadline the rest is closed hard; the report counts what was still
+        checked out, names the owners, and says how many connections were forced.
         """
         started = time.monotonic()
         reports = []
         for engine in self.engines():
             remaining = None if timeout is None else max(timeout - (time.monotonic() - started), 0.01)
             reports.append(await close_engine(engine, remaining))
-        forced = sum(r.forced for r in reports)
-        return CloseReport(
-            checked_out=sum(r.checked_out for r in reports),
-            forced=forced > 0,
-            elapsed=time.monotonic() - started,
-            forced_connections=forced,
-            owners=tuple(owner for r in reports for owner in r.owners),
-        )
+        return CloseReport.combine(reports, time.monotonic() - started)
 
-    def reset(self) -> None:
-        """Forget the engines' pools after closing them on their own loop (sync).
+    def release(self) -> None:
+        """Close the engines from sync code, each on the loop that owns its connections.
 
-        On the running owner loop the close is scheduled and finishes before that loop
-        ends; in a forked child the parent's sockets are left alone.
+        Use it where you cannot await (a forked child, before a new event loop). On the
+        running owner loop the close is scheduled and finishes before that loop ends; in
+        a forked child the parent's sockets are left alone.
         """
         for engine in self.engines():
             release_engine(engine)

@@ -11,8 +11,8 @@ from sqlalchemy.schema import CreateTable
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.limits import in_list_limit, rows_per_statement
-from pkg.database.upsert import UpsertPlan, build_upsert, fill_defaults
+from pkg.database.query.limits import in_list_limit, rows_per_statement
+from pkg.database.query.upsert import UpsertPlan, build_upsert, fill_defaults
 
 
 def _oracle_19c() -> oracle.dialect:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from pkg.database.engine import mask_url
-from pkg.database.leaks import Checkout, checked_out_connections
+from pkg.database.lifecycle.leaks import Checkout, checked_out_connections
+from pkg.database.utils import mask_url
 
 __all__ = [
-    "EngineCloseReport",
+    "CloseReport",
     "close_engine",
     "kill_server_sessions",
     "server_session_ids",
@@ -42,13 +43,24 @@ _RETURN_GRACE = 1.0  # after forcing, how long the killed connections get to com
 
 
 @dataclass(frozen=True, slots=True)
-class EngineCloseReport:
-    """What :func:`close_engine` found (``checked_out``, ``owners``) and forced."""
+class CloseReport:
+    """What a close found and did: connections still ``checked_out`` at the start, how many
+    had to be ``forced`` closed past the deadline, their ``owners``, and seconds ``elapsed``."""
 
     checked_out: int
     forced: int
     owners: tuple[str, ...]
     elapsed: float
+
+    @classmethod
+    def combine(cls, reports: Sequence[CloseReport], elapsed: float) -> CloseReport:
+        """One report for several engines closed one after another."""
+        return cls(
+            checked_out=sum(r.checked_out for r in reports),
+            forced=sum(r.forced for r in reports),
+            owners=tuple(owner for r in reports for owner in r.owners),
+            elapsed=elapsed,
+        )
 
 
 def _server_pid(backend: str, driver_connection: Any) -> int | None:
@@ -126,8 +138,11 @@ async def _wait_returned(engine: AsyncEngine, held: list[Checkout], deadline: fl
     return True
 
 
-async def close_engine(engine: AsyncEngine, timeout: float | None = None) -> EngineCloseReport:
-    """Dispose ``engine`` within ``timeout`` seconds (None: wait for every connection)."""
+async def close_engine(engine: AsyncEngine, timeout: float | None = None) -> CloseReport:
+    """Close ``engine`` from async code within ``timeout`` seconds, forcing what is left.
+
+    None waits for every connection. The engine stays usable (a fresh pool connects lazily).
+    """
     started = time.monotonic()
     deadline = float("inf") if timeout is None else started + timeout
     held = checked_out_connections(engine)
@@ -155,4 +170,4 @@ async def close_engine(engine: AsyncEngine, timeout: float | None = None) -> Eng
         await _force(engine, still)
         await _wait_returned(engine, still, time.monotonic() + _RETURN_GRACE)
     await greenlet_spawn(old_pool.dispose)  # connections returned after dispose() began
-    return EngineCloseReport(len(held), forced, owners, time.monotonic() - started)
+    return CloseReport(len(held), forced, owners, time.monotonic() - started)

@@ -7,7 +7,7 @@ import logging
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, text
 
-from pkg.database.events import query_stats
+from pkg.database import query_stats
 from tests.conftest import Backend
 
 LOGGER = "pkg.database.slow_query"
@@ -135,7 +135,7 @@ async def test_error_messages_hide_parameters_by_default(backend: Backend) -> No
 async def test_cursor_event_variant_logs_the_same(backend: Backend, caplog) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from pkg.database.events import attach_query_monitor
+    from pkg.database import attach_query_monitor
 
     eng = create_async_engine(backend.url, hide_parameters=True)
     attach_query_monitor(eng.sync_engine, 0.0, via="cursor")

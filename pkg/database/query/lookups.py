@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, inspect, literal_column, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from pkg.database.exceptions import UnknownFieldError
-from pkg.database.limits import in_list_limit
+from pkg.database.errors import UnknownFieldError
+from pkg.database.query.limits import in_list_limit
 
 __all__ = ["OPERATORS", "build_lookups", "column_names", "model_columns", "resolve_column"]
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Column, Dialect, Executable, Index, Table, UniqueConstraint, bindparam, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from pkg.database.exceptions import UnknownFieldError
+from pkg.database.errors import UnknownFieldError
 
 __all__ = ["UpsertPlan", "build_upsert", "check_conflict_target", "fill_defaults"]
 

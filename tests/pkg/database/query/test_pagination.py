@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from internal.dao.user import UserDao
-from pkg.database.exceptions import InvalidCursorError, QueryError
-from pkg.database.types import utcnow
+from pkg.database import utcnow
+from pkg.database.errors import InvalidCursorError, QueryError
 
 
 async def _seed(users: UserDao, n: int, *, same_time: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Page results and the keyset cursor codec.
+"""Keyset cursors: how the last row's sort values travel to the client and back.
 
 A cursor is opaque: base64url of an orjson payload (format version, a hash of the
 sort spec, the last row's sort values) followed by an HMAC-SHA256 tag. A cursor
@@ -19,46 +19,22 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 
-from pkg.database.exceptions import InvalidCursorError
+from pkg.database.errors import InvalidCursorError
 
-__all__ = ["DEFAULT_CURSOR_SECRET", "KeysetCodec", "KeysetPage", "Page"]
+__all__ = ["CURSOR_SECRET_ENV", "DEFAULT_CURSOR_SECRET", "KeysetCodec"]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 DEFAULT_CURSOR_SECRET = "pkg.database.keyset.default-secret"
 CURSOR_SECRET_ENV = "DB_CURSOR_SECRET"
 _VERSION = 1
 _TAG_BYTES = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One offset page: ``items``, ``total`` rows, ``page`` (1-based), ``size``, ``pages``."""
-
-    items: list[T]
-    total: int
-    page: int
-    size: int
-
-    @property
-    def pages(self) -> int:
-        return (self.total + self.size - 1) // self.size if self.size else 0
-
-
-@dataclass(frozen=True, slots=True)
-class KeysetPage(Generic[T]):
-    """One keyset page: ``items`` and ``next_cursor`` (None on the last page)."""
-
-    items: list[T]
-    next_cursor: str | None
 
 
 def _encode_value(value: Any) -> Any:

@@ -30,14 +30,15 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pkg.database.exceptions import (
+from pkg.database.errors import (
     MultipleResultsError,
     NotFoundError,
     QueryError,
     UnsafeQueryError,
 )
-from pkg.database.lookups import build_lookups, model_columns
-from pkg.database.ordering import (
+from pkg.database.query.cursors import KeysetCodec
+from pkg.database.query.lookups import build_lookups, model_columns
+from pkg.database.query.ordering import (
     SortKey,
     check_keyset_columns,
     keyset_predicate,
@@ -45,10 +46,10 @@ from pkg.database.ordering import (
     parse_sort,
     with_pk_tiebreaker,
 )
-from pkg.database.pagination import KeysetCodec, KeysetPage, Page
-from pkg.database.scope import SessionScope
+from pkg.database.query.pages import KeysetPage, Page
+from pkg.database.query.writes import update_values
+from pkg.database.transactions import CallSession
 from pkg.database.types import utcnow
-from pkg.database.writes import update_values
 
 __all__ = ["QueryBuilder"]
 
@@ -61,7 +62,7 @@ class QueryBuilder(Generic[ModelT]):
     """An immutable query over ``model``; terminals run it (``session=`` joins a transaction)."""
 
     model: type[ModelT]
-    scope: SessionScope
+    scope: CallSession
     codec: KeysetCodec
     conditions: tuple[ColumnElement[bool], ...] = ()
     sort: tuple[SortKey, ...] = ()

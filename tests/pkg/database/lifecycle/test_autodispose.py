@@ -15,20 +15,18 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.cleanup import (
-    configure_cleanup,
+from pkg.database import new_async_engine
+from pkg.database.lifecycle import (
     registered_engines,
     release_engine,
-    reset_cleanup,
-    shutdown_timeout,
-)
-from pkg.database.engine import new_async_engine
-from pkg.database.signals import (
-    install_signal_handlers,
+    reset_auto_dispose,
     reset_signal_handling,
+    set_shutdown_timeout,
     set_signal_handling,
+    shutdown_timeout,
     signal_handling_enabled,
 )
+from pkg.database.lifecycle.signals import install_signal_handlers
 from pkg.database.testing import assert_no_checked_out_connections
 from tests.conftest import Backend
 from tests.faults.helpers import server_connections
@@ -152,9 +150,9 @@ def test_reinstall_behind_an_app_handler_neither_loops_nor_swallows(clean_sigter
 
 
 def test_reset_cleanup_restores_defaults() -> None:
-    configure_cleanup(shutdown_timeout=1.5)
+    set_shutdown_timeout(1.5)
     assert shutdown_timeout() == 1.5
-    reset_cleanup()
+    reset_auto_dispose()
     assert shutdown_timeout() == 10.0
     engine = new_async_engine("sqlite+aiosqlite:///:memory:", slow_query_threshold=None)
     for _ in range(2):  # bookkeeping rebuilds itself on each new loop

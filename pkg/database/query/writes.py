@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import inspect
 
-from pkg.database.context import current_actor
-from pkg.database.exceptions import UnknownFieldError
-from pkg.database.lookups import column_names, model_columns
+from pkg.database.actor import current_actor
+from pkg.database.errors import UnknownFieldError
+from pkg.database.query.lookups import column_names, model_columns
 from pkg.database.types import utcnow
 
 __all__ = ["bookkeeping_values", "check_fields", "update_values"]
