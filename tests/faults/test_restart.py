@@ -17,8 +17,6 @@ from tests.conftest import REQUIRE, Backend
 from tests.faults.helpers import server_connections
 from tests.faults.test_server_faults import fill_pool, select_one, settings
 
-pytestmark = pytest.mark.slow
-
 PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
 MARIADB_START = ["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd"]
 
@@ -78,7 +76,10 @@ def restart(name: str) -> None:
             _wait(_start_mariadb, timeout=60)
 
 
-pytestmark = pytest.mark.parametrize("fault_backend", ["postgresql", "mysql"], indirect=True)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("fault_backend", ["postgresql", "mysql"], indirect=True),
+]
 
 
 @pytest.fixture

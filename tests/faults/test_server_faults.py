@@ -18,9 +18,10 @@ from pkg.database.testing import assert_no_checked_out_connections
 from tests.conftest import Backend
 from tests.faults.helpers import admin_execute, admin_scalar, server_connections, wait_no_connections
 
-pytestmark = pytest.mark.slow
-
-pytestmark = pytest.mark.parametrize("fault_backend", ["postgresql", "mysql"], indirect=True)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("fault_backend", ["postgresql", "mysql"], indirect=True),
+]
 
 
 def settings(backend: Backend, app_name: str, **extra: object) -> Settings:

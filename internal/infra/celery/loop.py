@@ -46,7 +46,8 @@ def start_worker_loop(settings: Settings | None = None) -> asyncio.AbstractEvent
         reset_async_db()  # never touch sockets inherited from the parent
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(init_async_db(settings))
+        # Celery owns SIGTERM here (warm/cold shutdown); the kit must not add a handler.
+        loop.run_until_complete(init_async_db(settings, handle_signals=False))
         _loop, _pid = loop, os.getpid()
     logger.info("worker loop started in pid %d", _pid)
     return loop

@@ -21,7 +21,7 @@ Example::
 
     lifecycle.set_shutdown_timeout(5)
     lifecycle.configure_leak_tracking(enabled=True, threshold=30.0)
-    lifecycle.set_signal_handling(False)     # the application handles SIGTERM itself
+    lifecycle.install_signal_handlers()      # a plain script: drain DB calls on SIGTERM/SIGINT
 """
 
 from pkg.database.lifecycle.autodispose import release_all, release_engine, reset_auto_dispose
@@ -40,6 +40,7 @@ from pkg.database.lifecycle.registry import (
 )
 from pkg.database.lifecycle.shutdown import CloseReport, close_engine
 from pkg.database.lifecycle.signals import (
+    install_signal_handlers,
     reset_signal_handling,
     set_signal_handling,
     signal_handling_enabled,
@@ -52,6 +53,7 @@ __all__ = [
     "close_engine",
     "configure_leak_tracking",
     "forget_engine",
+    "install_signal_handlers",
     "register_engine",
     "registered_engines",
     "release_all",

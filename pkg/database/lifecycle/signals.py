@@ -1,10 +1,13 @@
-"""SIGTERM/SIGINT handling that chains to the application's own handlers.
+"""SIGTERM/SIGINT handling for plain scripts, installed only when the application asks.
 
-Installed (main thread only) when the first engine is registered (``register_engine``), unless switched off
-with :func:`set_signal_handling` (``DB_HANDLE_SIGNALS=false``).
+The rule: building an engine never touches signals. The application's entry point
+installs the kit's handlers explicitly (``install_signal_handlers()``, or
+``init_async_db()`` with ``DB_HANDLE_SIGNALS=true``), and only where the current handler
+is Python's default; automatic disposal at loop end, exit and fork needs no handler.
 
-* A handler was installed before (uvicorn, Celery, the user's): it is called and
-  nothing else happens: the application drains and closes the database itself.
+* A handler is already installed (uvicorn, Celery, the user's own): the kit adds none,
+  so the application drains and closes the database itself.
+* A signal inherited as ignored (SIG_IGN, e.g. a ``nohup`` job) stays ignored.
 * No handler (a plain script): the kit waits (up to ``shutdown_timeout``) until no task
   of the loop is inside a database call, so no statement, commit or connection return
   is cut in half, then raises ``SystemExit(128 + signum)`` for SIGTERM (status 143) or
@@ -18,6 +21,7 @@ then kills the process the default way.
 
 Example::
 
+    install_signal_handlers()    # in main(), before asyncio.run(...)
     set_signal_handling(False)   # e.g. in a Celery worker that manages signals itself
 """
 
@@ -38,7 +42,6 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from pkg.database.lifecycle.registry import (
     checked_out_on,
     force_busy_connections,
-    registered_engines,
     running_loops,
     shutdown_timeout,
 )
@@ -70,28 +73,36 @@ def _is_application_handler(handler: Any) -> bool:
     return callable(handler) and handler is not signal.default_int_handler and not _is_asyncio_runner(handler)
 
 
+def _is_default(handler: Any) -> bool:
+    """Python's own behaviour: SIG_DFL, ``default_int_handler``, or asyncio.Runner's."""
+    return handler == signal.SIG_DFL or (callable(handler) and not _is_application_handler(handler))
+
+
 def signal_handling_enabled() -> bool:
     return bool(_state["enabled"])
 
 
 def set_signal_handling(enabled: bool) -> None:
-    """Switch the kit's signal handling on (installs now if engines exist) or off (restores)."""
+    """Switch the kit's signal handling on (installs now) or off (restores what it replaced)."""
     _state["enabled"] = enabled
     if enabled:
-        if registered_engines():
-            install_signal_handlers()
+        install_signal_handlers()
     else:
         uninstall_signal_handlers()
 
 
 def install_signal_handlers() -> None:
-    """Wrap the current SIGTERM/SIGINT handlers; a no-op off the main thread or when disabled."""
+    """Handle SIGTERM/SIGINT where Python's default is in place; call it from your entry point.
+
+    A no-op off the main thread, when disabled, and for a signal that already has an
+    application handler or is ignored.
+    """
     if not _state["enabled"] or threading.current_thread() is not threading.main_thread():
         return
     for signum in HANDLED:
         current = signal.getsignal(signum)
-        if signum in _previous or current in (signal.SIG_IGN, None):
-            continue  # already in the chain (maybe behind the app's), ignored, or not Python's
+        if signum in _previous or not _is_default(current):
+            continue  # already in the chain, the application's own, ignored, or not Python's
         _previous[signum] = signal.default_int_handler if _is_asyncio_runner(current) else current
         signal.signal(signum, _handle)
 
@@ -130,10 +141,6 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     previous = _previous.get(signum)
     if not _state["enabled"]:
         _pass_on(signum, frame, previous)
-        return
-    if previous is not None and _is_application_handler(previous):
-        logger.info("signal %d: handing over to the application's handler", signum)
-        previous(signum, frame)
         return
     since = _state["stopping_since"]
     if since is not None:
