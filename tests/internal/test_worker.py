@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import time
@@ -19,6 +20,7 @@ from tests.internal.helpers.pg import (
     terminate,
     wait_no_connections,
 )
+from tests.internal.helpers.procs import child_pids, pid_owning_port
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +129,56 @@ async def test_sigterm_waits_for_the_running_task(
     out = worker.output()
     assert "Warm shutdown" in out and out.count("closed its engine") == PROCESSES
     assert not [e for e in LOOP_ERRORS if e in out]
+
+
+async def _backend_of_sleeping_task(pg: Backend, app_name: str) -> tuple[int, int]:
+    """(server pid, client port) of the connection running the drill's pg_sleep."""
+    sql = (
+        "SELECT pid, client_port FROM pg_stat_activity WHERE application_name = $1"
+        " AND state = 'active' AND query ILIKE '%pg_sleep%'"
+    )
+    deadline = time.monotonic() + 20
+    while not (rows := await fetch(pg.url, sql, app_name)):
+        assert time.monotonic() < deadline, "the task never reached the server"
+        await asyncio.sleep(0.05)
+    return int(rows[0]["pid"]), int(rows[0]["client_port"])
+
+
+async def _wait_backend_gone(pg: Backend, backend_pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while await fetch(pg.url, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", backend_pid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_sigterm_to_a_prefork_child_follows_celery(
+    start_worker, app_name, task_queue, celery_client: Celery, users_table, pg
+) -> None:
+    """Celery resets SIGTERM to the default in its children: the kit must not take it over.
+    The child dies the Celery way, its server session goes with it, committed rows stay,
+    and the worker replaces the child and keeps serving."""
+    worker = start_worker(app_name, task_queue, **_worker_env())
+    worker.wait_for_log("worker loop started", timeout=10)
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    seed = [{"username": f"c{i}", "email": f"c{i}@{domain}"} for i in range(3)]
+    celery_client.send_task("kit.import_users", args=[seed], queue=task_queue).get(timeout=30)
+
+    celery_client.send_task("kit.recompute_profiles", kwargs={"server_delay": 10}, queue=task_queue)
+    backend_pid, port = await _backend_of_sleeping_task(pg, app_name)
+    child = pid_owning_port(port, child_pids(worker.pid))
+    assert child is not None, "no worker child holds the task's connection"
+    os.kill(child, signal.SIGTERM)
+
+    # Celery's way: the child runs worker_process_shutdown (the kit closes its engine within
+    # DB_SHUTDOWN_TIMEOUT, killing the busy server session), then dies of the signal
+    await asyncio.to_thread(worker.wait_for_log, f"pid:{child} exited with 'signal 15 (SIGTERM)'", 20.0)
+    assert await _wait_backend_gone(pg, backend_pid, timeout=5.0), "the child's server session stayed"
+    assert await _count_domain(pg, domain) == 3  # committed rows are never lost
+    more = [{"username": "c9", "email": f"c9@{domain}"}]
+    result = celery_client.send_task("kit.import_users", args=[more], queue=task_queue)
+    assert (await asyncio.to_thread(result.get, timeout=30))["imported"] == 1
+    code = await asyncio.to_thread(_stop, worker)
+    assert code == 0, worker.output()[-3000:]
+    assert await wait_no_connections(pg.url, app_name) == 0

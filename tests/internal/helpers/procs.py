@@ -92,3 +92,32 @@ def wait_http_ready(proc: Proc, url: str, timeout: float = 20.0) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} not ready in {timeout}s:\n{proc.output()[-4000:]}")
+
+
+def _socket_inodes(port: int) -> set[str]:
+    """Inodes of the local TCP sockets bound to ``port`` (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def pid_owning_port(port: int, candidates: list[int]) -> int | None:
+    """Which of ``candidates`` holds the local TCP socket on ``port`` (read from /proc)."""
+    wanted = {f"socket:[{inode}]" for inode in _socket_inodes(port)}
+    for pid in candidates:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd_dir / fd) in wanted for fd in os.listdir(fd_dir)):
+                return pid
+    return None
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
