@@ -89,6 +89,17 @@ def test_pkg_never_imports_internal() -> None:
     assert offenders == []
 
 
+def test_pkg_never_names_internal_even_in_strings() -> None:
+    offenders = [
+        f"{name}: {node.value!r}"
+        for name, path in _kit_modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if re.match(r"internal(\.|$)", node.value)
+    ]
+    assert offenders == []
+
+
 def test_query_code_never_imports_lifecycle_code() -> None:
     modules = _kit_modules()
     graph = _edges(modules)

@@ -52,7 +52,9 @@ def _build(settings: Settings) -> Database:
 def _apply_runtime_settings(settings: Settings, handle_signals: bool | None) -> None:
     """Shutdown bound, leak tracking and signal handling, from settings (or the override)."""
     set_shutdown_timeout(settings.db_shutdown_timeout)
-    configure_leak_tracking(enabled=settings.db_leak_tracking, threshold=settings.db_leak_threshold)
+    configure_leak_tracking(
+        enabled=settings.db_leak_tracking, threshold=settings.db_leak_threshold, plumbing=(__name__,)
+    )
     set_signal_handling(settings.db_handle_signals if handle_signals is None else handle_signals)
 
 

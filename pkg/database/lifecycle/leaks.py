@@ -46,8 +46,8 @@ KIT_MODULES: tuple[str, ...] = (
     "contextlib",
     "greenlet",
     "pkg.database.",
-    "internal.infra.database",
 )
+_plumbing: dict[str, tuple[str, ...]] = {"extra": ()}
 _skip_cache: dict[CodeType, bool] = {}
 _trackers: weakref.WeakKeyDictionary[Engine, LeakTracker] = weakref.WeakKeyDictionary()
 _defaults: dict[str, Any] = {"enabled": True, "threshold": 30.0}
@@ -75,7 +75,7 @@ class Checkout:
 def _is_kit(code: CodeType, module: str) -> bool:
     skip = _skip_cache.get(code)
     if skip is None:
-        skip = module.startswith(KIT_MODULES)
+        skip = module.startswith(KIT_MODULES) or module.startswith(_plumbing["extra"])
         _skip_cache[code] = skip
     return skip
 
@@ -90,7 +90,7 @@ def _next_frame(frame: FrameType, jumped: bool) -> tuple[FrameType | None, bool]
 
 
 def call_site(depth: int = 2, limit: int = 80) -> str | None:
-    """``file:line in function`` of the first frame outside :data:`KIT_MODULES`."""
+    """``file:line in function`` of the first frame outside the kit and the app's plumbing."""
     frame: FrameType | None = sys._getframe(depth)
     jumped = False
     while frame is not None and limit > 0:
@@ -171,12 +171,21 @@ def checked_out_connections(engine: AsyncEngine) -> list[Checkout]:
 
 
 def configure_leak_tracking(
-    enabled: bool | None = None, threshold: float | None = None, engine: AsyncEngine | None = None
+    enabled: bool | None = None,
+    threshold: float | None = None,
+    engine: AsyncEngine | None = None,
+    *,
+    plumbing: tuple[str, ...] | None = None,
 ) -> None:
     """Switch owner capture on/off and set the warning threshold (seconds; 0: never).
 
     Applies to ``engine`` only when given, else to every tracked and future engine.
+    ``plumbing`` names the application's own session-helper modules (prefixes), skipped
+    like the kit's when finding who holds a connection, e.g. ``("app.db",)``.
     """
+    if plumbing is not None:
+        _plumbing["extra"] = tuple(plumbing)
+        _skip_cache.clear()
     targets = [leak_tracker(engine)] if engine is not None else list(_trackers.values())
     if engine is None:
         if enabled is not None:
@@ -193,5 +202,5 @@ def configure_leak_tracking(
 
 
 def reset_leak_tracking() -> None:
-    """Restore the defaults (owner capture on, 30 s threshold) on every tracker; for tests."""
-    configure_leak_tracking(enabled=True, threshold=30.0)
+    """Restore the defaults (owner capture on, 30 s threshold, no plumbing); for tests."""
+    configure_leak_tracking(enabled=True, threshold=30.0, plumbing=())

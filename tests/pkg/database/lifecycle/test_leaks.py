@@ -9,19 +9,24 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.lifecycle import checked_out_connections, configure_leak_tracking
+from pkg.database.lifecycle import checked_out_connections, configure_leak_tracking, reset_leak_tracking
 from pkg.database.testing import assert_no_checked_out_connections
 
 
 async def test_checkout_records_task_site_and_age(engine: AsyncEngine) -> None:
+    acquired = asyncio.Event()
+
     async def holder(release: asyncio.Event) -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+            acquired.set()
+            await asyncio.sleep(0.1)  # an age to measure, not a synchronisation
             await release.wait()
 
     release = asyncio.Event()
     task = asyncio.create_task(holder(release), name="report-builder")
-    await asyncio.sleep(0.2)
+    await acquired.wait()
+    await asyncio.sleep(0.1)
     [held] = checked_out_connections(engine)
     assert held.task == "report-builder"
     assert held.site is not None and "test_leaks.py" in held.site and "in holder" in held.site
@@ -64,3 +69,36 @@ async def test_assert_helper_names_the_owner(engine: AsyncEngine) -> None:
         with pytest.raises(AssertionError, match=r"1 out .*test_leaks\.py"):
             assert_no_checked_out_connections(engine)
     assert_no_checked_out_connections(engine)
+
+
+PLUMBING = """
+async def hold(engine, acquired, release):
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        acquired.set()
+        await release.wait()
+"""
+
+
+async def test_the_apps_plumbing_is_skipped_when_naming_the_owner(engine: AsyncEngine) -> None:
+    """``plumbing=`` names the app's own session helpers: the owner is their caller."""
+    helpers: dict[str, object] = {"__name__": "app_db_plumbing", "text": text}
+    exec(PLUMBING, helpers)
+    hold = helpers["hold"]
+    acquired, release = asyncio.Event(), asyncio.Event()
+
+    async def handler() -> None:
+        await hold(engine, acquired, release)  # type: ignore[operator]
+
+    for plumbing, expected in (((), "in hold"), (("app_db_plumbing",), "in handler")):
+        configure_leak_tracking(plumbing=plumbing)
+        acquired.clear(), release.clear()
+        task = asyncio.create_task(handler())
+        try:
+            await acquired.wait()
+            [held] = checked_out_connections(engine)
+            assert held.site is not None and held.site.endswith(expected), held.site
+        finally:
+            release.set()
+            await task
+            reset_leak_tracking()
