@@ -15,6 +15,7 @@ within ``DB_SHUTDOWN_TIMEOUT`` seconds.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def main() -> int:
         port=settings.app_port,
         log_config=None,  # configure_logging above: one format for uvicorn and the app
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=settings.app_drain_timeout,
+        timeout_graceful_shutdown=math.ceil(settings.app_drain_timeout),
         access_log=settings.log_level.upper() == "DEBUG",
     )
     return 0

@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from internal.config.load_config import get_settings
 from internal.infra.celery.app import DEFAULT_QUEUE, celery_app
 
+SUPPORTED_POOLS = ("prefork", "solo")
+
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     settings = get_settings()
@@ -29,10 +31,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--queues", "-Q", default=DEFAULT_QUEUE, help="comma-separated queue names")
     parser.add_argument("--concurrency", "-c", type=int, default=settings.celery_concurrency)
     parser.add_argument("--loglevel", "-l", default=settings.log_level)
-    parser.add_argument("--pool", "-P", default="prefork", help="prefork (default), solo or threads")
+    parser.add_argument("--pool", "-P", default="prefork", help="prefork (default) or solo")
     parser.add_argument("--hostname", "-n", default=f"kit-{os.getpid()}@%h")
     parser.add_argument("--max-tasks-per-child", type=int, default=None)
-    return parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.pool not in SUPPORTED_POOLS:
+        parser.error(
+            f"--pool {args.pool} is not supported: the kit runs one event loop and one engine per "
+            "process, so tasks of several threads would share them; use prefork (default) or solo"
+        )
+    return args, extra
 
 
 def worker_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:

@@ -51,6 +51,10 @@ class DrainState:
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def is_draining(self) -> bool:
+        """Whether draining has begun (a call, so checks after an await are not narrowed away)."""
+        return self.draining
+
     def start_drain(self, reason: str) -> None:
         """Enter draining mode (idempotent) and log what is still running."""
         if self.draining:
@@ -142,7 +146,7 @@ class DrainMiddleware:
             await self.app(scope, receive, tracking_send)
         except asyncio.CancelledError:
             cancelled = True
-            if started or not self.state.draining:
+            if started or not self.state.is_draining():  # a call: draining may have changed
                 raise
             # cancelled by the server's drain deadline: answer 503 instead of a 500 traceback
             task = asyncio.current_task()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,40 @@ def test_worker_cli_flags_override_settings() -> None:
     for flag in ("--queues=a,b", "--concurrency=3", "--loglevel=DEBUG", "--pool=prefork", "-E"):
         assert flag in argv
     assert "--max-tasks-per-child=50" in argv
+
+
+def test_task_arguments_are_checked_against_the_coroutines_signature() -> None:
+    """``db_task`` keeps the signature (minus ``session``): a wrong call fails before sending."""
+    with pytest.raises(TypeError):
+        import_users.apply_async(args=[], kwargs={"bogus": 1})
+    with pytest.raises(TypeError):
+        recompute_profiles.apply_async(args=[1, 2, 3, 4])
+    assert [p for p in inspect.signature(import_users.run).parameters] == ["rows"]
+
+
+@pytest.mark.parametrize("pool", ["threads", "eventlet", "gevent"])
+def test_thread_pools_are_refused_with_a_reason(pool: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--pool", pool])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--pool {pool} is not supported" in err and "prefork" in err
+
+
+def test_run_from_another_thread_is_refused(worker_loop: asyncio.AbstractEventLoop) -> None:
+    errors: list[BaseException] = []
+
+    async def nothing() -> int:
+        return 1
+
+    def in_thread() -> None:
+        try:
+            loop.run(nothing())
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(10)
+    assert len(errors) == 1 and "thread pools" in str(errors[0])
+    assert loop.run(nothing()) == 1  # the owning thread still runs tasks

@@ -32,12 +32,13 @@ T = TypeVar("T")
 
 _loop: asyncio.AbstractEventLoop | None = None
 _pid: int | None = None
+_thread: int | None = None
 _lock = threading.Lock()
 
 
 def start_worker_loop(settings: Settings | None = None) -> asyncio.AbstractEventLoop:
     """Create this process's loop and engine (idempotent within one process)."""
-    global _loop, _pid
+    global _loop, _pid, _thread
     with _lock:
         if _loop is not None and _pid == os.getpid() and not _loop.is_closed():
             return _loop
@@ -48,7 +49,7 @@ def start_worker_loop(settings: Settings | None = None) -> asyncio.AbstractEvent
         asyncio.set_event_loop(loop)
         # Celery owns SIGTERM here (warm/cold shutdown); the kit must not add a handler.
         loop.run_until_complete(init_async_db(settings, handle_signals=False))
-        _loop, _pid = loop, os.getpid()
+        _loop, _pid, _thread = loop, os.getpid(), threading.get_ident()
     logger.info("worker loop started in pid %d", _pid)
     return loop
 
@@ -85,6 +86,12 @@ def current_loop() -> asyncio.AbstractEventLoop:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on this process's worker loop."""
     loop = current_loop()
+    if _thread is not None and _thread != threading.get_ident():
+        coro.close()
+        raise RuntimeError(
+            "run() called from another thread than the worker loop's: thread pools (--pool threads) "
+            "are not supported; use prefork (default) or solo"
+        )
     if loop.is_running():
         coro.close()
         raise RuntimeError("run() called from inside the worker loop; await the coroutine instead")
