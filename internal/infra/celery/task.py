@@ -9,12 +9,14 @@ Example::
 
     rename.delay(5, "ada")     # COMMIT on success, ROLLBACK on error
 
-Transient database errors (lost or refused connection, deadlock, serialization failure) are
-retried with exponential backoff and jitter; integrity errors never are.
+Transient database errors (lost or refused connection, deadlock, serialization failure, no pooled
+connection free within the pool timeout) are retried with exponential backoff and jitter;
+integrity errors and programming errors (e.g. ``ConcurrentSessionUseError``) never are.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,7 +27,7 @@ from internal.infra.celery.app import celery_app
 from internal.infra.celery.loop import run
 from internal.infra.database import get_session
 from pkg.database import transaction
-from pkg.database.errors import IntegrityViolationError, TransientDatabaseError
+from pkg.database.errors import IntegrityViolationError, PoolTimeoutError, TransientDatabaseError
 
 __all__ = ["RETRY_DEFAULTS", "db_task", "in_transaction"]
 
@@ -34,8 +36,9 @@ logger = logging.getLogger(__name__)
 TaskFn = Callable[..., Awaitable[Any]]
 
 RETRY_DEFAULTS: dict[str, Any] = {
-    # ConnectionLostError is a ConnectionError; a raw one can still escape code outside the kit
-    "autoretry_for": (TransientDatabaseError, ConnectionError),
+    # ConnectionLostError is a ConnectionError; a raw one can still escape code outside the kit.
+    # PoolTimeoutError: every connection busy for pool_timeout; later there may be a free one
+    "autoretry_for": (TransientDatabaseError, PoolTimeoutError, ConnectionError),
     "dont_autoretry_for": (IntegrityViolationError,),
     "retry_backoff": 1,  # seconds: 1, 2, 4, ... (full jitter)
     "retry_backoff_max": 30,
@@ -59,9 +62,14 @@ def db_task(app: Celery | None = None, **options: Any) -> Callable[[TaskFn], Tas
         def runner(*args: Any, **kwargs: Any) -> Any:
             return run(in_transaction(fn, *args, **kwargs))
 
-        # name and docs only: no __wrapped__, so Celery checks call arguments without `session`
+        # name, docs and the signature without `session` (no __wrapped__): Celery checks the
+        # call's arguments against it before sending
         for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
             setattr(runner, attr, getattr(fn, attr))
-        return target.task(**merged)(runner)  # type: ignore[no-any-return]
+        signature = inspect.signature(fn)
+        runner.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=list(signature.parameters.values())[1:]
+        )
+        return target.task(**merged)(runner)
 
     return decorate
