@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from sqlalchemy import text
@@ -18,8 +19,6 @@ from tests.conftest import Backend
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-PG_LOG = Path("/var/log/postgresql/postgresql-15-main.log")
-MYSQL_LOG = Path("/var/log/mysql/error.log")
 NOISE = (
     "Event loop is closed",
     "Task was destroyed",
@@ -117,28 +116,82 @@ async def wait_no_connections(backend: Backend, app_name: str, within: float = 2
 
 
 class ServerLog:
-    """New lines of the server's log about this run's database since :meth:`mark`."""
+    """New lines of the server's own log about this run's database since :meth:`start`.
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.path = {"postgresql": PG_LOG, "mysql": MYSQL_LOG}.get(backend.name)
-        self.offset = 0
+    The file is the one the server names (PostgreSQL ``pg_current_logfile()``, else the
+    Debian cluster log of ``cluster_name``; MariaDB ``@@log_error``), and a probe line the
+    server writes at start must be found in it: a log that cannot be read, or is not the
+    server's, fails the check instead of passing it empty.
+    """
 
-    def mark(self) -> ServerLog:
-        if self.path is not None and self.path.exists():
-            self.offset = self.path.stat().st_size
-        return self
+    def __init__(self, backend: Backend, path: Path | None, offset: int, probe: str) -> None:
+        self.backend, self.path, self.offset, self.probe = backend, path, offset, probe
 
-    def lines(self) -> list[str]:
-        if self.path is None or not self.path.exists():
-            return []
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            data = f.read().decode(errors="replace")
+    @classmethod
+    async def start(cls, backend: Backend) -> ServerLog:
+        if backend.name == "sqlite":
+            return cls(backend, None, 0, "")
+        path = await _server_log_path(backend)
+        assert path.is_file(), f"the server's log {path} cannot be read"
+        log = cls(backend, path, path.stat().st_size, "")
+        log.probe = await _write_probe(backend, f"kit-log-probe-{uuid.uuid4().hex}")
+        return log
+
+    async def lines(self) -> list[str]:
+        if self.path is None:
+            return []  # embedded SQLite: no server, no log
+        data = await self._read_until_probe()
         db = self.backend.url.database or ""
         return [line for line in data.splitlines() if db in line]
 
-    def disconnect_errors(self) -> list[str]:
+    async def _read_until_probe(self, within: float = 5.0) -> str:
+        assert self.path is not None
+        deadline = time.monotonic() + within
+        while True:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read().decode(errors="replace")
+            if self.probe in data:
+                return data
+            assert time.monotonic() < deadline, f"{self.path} is not the server's log: probe not found"
+            await asyncio.sleep(0.05)
+
+    async def disconnect_errors(self) -> list[str]:
         """PG: 'unexpected EOF' / 'could not receive data'; MariaDB: 'Aborted connection'."""
         bad = ("unexpected EOF", "could not receive data", "Aborted connection")
-        return [line for line in self.lines() if any(b in line for b in bad)]
+        return [line for line in await self.lines() if any(b in line for b in bad)]
+
+
+async def _server_log_path(backend: Backend) -> Path:
+    if backend.name == "postgresql":
+        current = await admin_scalar(backend, "SELECT pg_current_logfile()")
+        if current:
+            data_dir = await admin_scalar(backend, "SHOW data_directory")
+            return Path(str(data_dir)) / str(current)
+        cluster = str(await admin_scalar(backend, "SHOW cluster_name"))  # Debian: "15/main"
+        assert "/" in cluster, f"no logging_collector and no Debian cluster_name ({cluster!r})"
+        return Path("/var/log/postgresql") / f"postgresql-{cluster.replace('/', '-')}.log"
+    log_error = str(await admin_scalar(backend, "SELECT @@log_error") or "")
+    assert log_error and log_error != "stderr", f"MariaDB logs to {log_error!r}, not a file"
+    data_dir = str(await admin_scalar(backend, "SELECT @@datadir"))
+    return Path(data_dir) / log_error  # an absolute log_error wins over the data directory
+
+
+async def _write_probe(backend: Backend, probe: str) -> str:
+    """Make the server write a line to its log; returns the text that marks that line."""
+    if backend.name == "postgresql":
+        await admin_execute(backend, f"DO $$ BEGIN RAISE LOG '{probe}'; END $$")
+        return probe
+    # MariaDB has no SQL that writes its error log: a connection dropped without COM_QUIT
+    # logs "Aborted connection <id> to db: ..." (log_warnings >= 2), found by its id.
+    assert backend.admin_url is not None
+    engine = create_async_engine(backend.admin_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            connection_id = (await conn.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
+            raw = await conn.get_raw_connection()
+            raw.driver_connection.close()  # aiomysql: drop the socket, no COM_QUIT
+            raw.invalidate()
+    finally:
+        await engine.dispose()
+    return f"Aborted connection {connection_id} to db"

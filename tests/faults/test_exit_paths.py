@@ -15,7 +15,7 @@ EXPECTED_STATUS = {"return": 0, "manual_loop": 0, "raise": 1, "raise_in_transact
 
 @pytest.mark.parametrize("mode", list(EXPECTED_STATUS))
 async def test_exit_without_close_is_clean(fault_backend: Backend, app_name: str, mode: str) -> None:
-    log = ServerLog(fault_backend).mark()
+    log = await ServerLog.start(fault_backend)
     done = run_script("exit_paths.py", mode, env=script_env(fault_backend, app_name), timeout=60)
     assert done.returncode == EXPECTED_STATUS[mode], done.stderr
     assert noise_in(done.stderr) == [], done.stderr
@@ -24,4 +24,4 @@ async def test_exit_without_close_is_clean(fault_backend: Backend, app_name: str
     else:
         assert done.stderr.strip() == ""
     assert await wait_no_connections(fault_backend, app_name, within=2.0) == 0
-    assert log.disconnect_errors() == []
+    assert await log.disconnect_errors() == []

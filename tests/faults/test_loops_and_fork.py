@@ -17,7 +17,7 @@ POOL_LIMIT = 5 + 10  # DB_POOL_SIZE + DB_MAX_OVERFLOW (defaults)
 
 @pytest.mark.parametrize("mode", ["keep", "reset"])
 async def test_thousand_asyncio_runs(fault_backend: Backend, app_name: str, mode: str) -> None:
-    log = ServerLog(fault_backend).mark()
+    log = await ServerLog.start(fault_backend)
     done = run_script("many_runs.py", "1000", mode, env=script_env(fault_backend, app_name), timeout=300)
     assert done.returncode == 0, done.stderr
     assert noise_in(done.stderr) == [], done.stderr
@@ -26,12 +26,12 @@ async def test_thousand_asyncio_runs(fault_backend: Backend, app_name: str, mode
     # each run disposes its connections on its own loop: one at a time, never a pile-up
     assert summary["peak_connections"] <= (1 if fault_backend.name != "sqlite" else 0) < POOL_LIMIT
     assert await wait_no_connections(fault_backend, app_name, within=2.0) == 0
-    assert log.disconnect_errors() == []
+    assert await log.disconnect_errors() == []
 
 
 @pytest.mark.parametrize("child_exit", ["os_exit", "sys_exit"])
 async def test_forked_child_gets_fresh_pool(fault_backend: Backend, app_name: str, child_exit: str) -> None:
-    log = ServerLog(fault_backend).mark()
+    log = await ServerLog.start(fault_backend)
     done = run_script("fork_child.py", child_exit, env=script_env(fault_backend, app_name), timeout=60)
     assert done.returncode == 0, done.stderr
     assert noise_in(done.stderr) == [], done.stderr
@@ -42,4 +42,4 @@ async def test_forked_child_gets_fresh_pool(fault_backend: Backend, app_name: st
         assert pids["child"] != pids["parent-before"]  # the child opened its own connection
         assert pids["parent-after"] == pids["parent-before"]  # the parent's socket survived the child
     assert await wait_no_connections(fault_backend, app_name, within=2.0) == 0
-    assert log.disconnect_errors() == []
+    assert await log.disconnect_errors() == []

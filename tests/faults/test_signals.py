@@ -58,7 +58,7 @@ async def test_signal_mid_commit_loop(
     fault_backend: Backend, rows_table: str, app_name: str, signum: int
 ) -> None:
     env = script_env(fault_backend, app_name)
-    log = ServerLog(fault_backend).mark()
+    log = await ServerLog.start(fault_backend)
     for attempt in range(REPEAT):
         status, reported, stderr = _signal_at_random(signum, env, rows_table)
         assert status == EXPECTED[signum], f"attempt {attempt}: status {status}\n{stderr}"
@@ -68,7 +68,7 @@ async def test_signal_mid_commit_loop(
         assert all(parts == 2 for parts in batches.values()), f"half transaction: {batches}"
         assert set(reported) <= set(batches), "a reported commit is missing"
         await _truncate(fault_backend, rows_table)
-    assert log.disconnect_errors() == []
+    assert await log.disconnect_errors() == []
 
 
 async def _truncate(backend: Backend, table: str) -> None:

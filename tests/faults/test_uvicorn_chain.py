@@ -63,7 +63,7 @@ def _request_then_sigterm(env: dict[str, str]) -> tuple[dict[str, object], str, 
 
 
 async def test_sigterm_drains_in_flight_request(fault_backend: Backend, app_name: str) -> None:
-    log = ServerLog(fault_backend).mark()
+    log = await ServerLog.start(fault_backend)
     env = script_env(fault_backend, app_name)
     result, out, err, status = await asyncio.to_thread(_request_then_sigterm, env)
     assert result == {"status": 200, "body": {"value": 1}}  # drained, not cut off
@@ -71,4 +71,4 @@ async def test_sigterm_drains_in_flight_request(fault_backend: Backend, app_name
     assert status == -signal.SIGTERM  # uvicorn re-raises the signal it captured
     assert noise_in(err) == [], err
     assert await wait_no_connections(fault_backend, app_name, within=2.0) == 0
-    assert log.disconnect_errors() == []
+    assert await log.disconnect_errors() == []
