@@ -17,16 +17,30 @@ Hierarchy::
     │   ├── UnknownFieldError         unknown field / operator / sort name
     │   ├── UnsafeQueryError          UPDATE/DELETE without WHERE
     │   ├── InvalidCursorError        tampered or foreign keyset cursor
-    │   └── InvalidValueError         the database refused a value (type, length, NUL byte)
+    │   └── InvalidValueError         the database refused a value sent (type, length, NUL byte)
     ├── NotFoundError                 no row where one was required
     ├── MultipleResultsError          more than one row where one was required
     ├── IntegrityViolationError       a constraint refused the write
     │   └── DuplicateKeyError         unique / primary key violation
     ├── StaleDataError                optimistic-lock (version) conflict
-    ├── PoolTimeoutError              no connection free within pool_timeout
+    ├── ComputationError              the server could not compute it (division by zero ...)
+    ├── ConcurrentSessionUseError     one AsyncSession used by two tasks at once (a bug)
+    ├── DriverError                   any other driver error (syntax, missing table, permission)
+    ├── PoolTimeoutError              no connection free within pool_timeout (retry later)
     └── TransientDatabaseError        safe to retry the whole transaction
         ├── ConnectionLostError       server went away / backend killed
         └── ConcurrencyConflictError  deadlock or serialization failure
+            └── LockTimeoutError      waited longer than the lock timeout for a table/row lock
+    MigrationError                    (a DatabaseError) schema migrations
+    ├── MigrationLockTimeoutError     another process held the migration lock too long
+    └── SchemaOutOfDateError          the database is behind the code: run `make migrate`
+
+Driver errors are classified by what happened, read from the SQLSTATE / MySQL error
+number / SQLite result code (``pkg/database/error_codes.py``), never by the driver's class
+name. Every translated error carries ``sqlstate`` and ``errno`` (MySQL errno or SQLite
+code) when the driver gave them. ``InvalidValueError`` means the value *sent* was bad (a
+client may fix it); ``ComputationError`` means the statement failed on data it computed
+(``1/0``, ``ln(0)``): a bug in the query or the stored data, not in the request.
 """
 
 from __future__ import annotations
@@ -37,20 +51,29 @@ from collections.abc import Sequence
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import exc as orm_exc
 
+from pkg.database.error_codes import DriverCodes, Kind, classify, describe
+
 __all__ = [
+    "ComputationError",
     "ConcurrencyConflictError",
+    "ConcurrentSessionUseError",
     "ConfigurationError",
     "ConnectionLostError",
     "DatabaseError",
     "DatabaseNotInitializedError",
+    "DriverError",
     "DuplicateKeyError",
     "IntegrityViolationError",
     "InvalidCursorError",
     "InvalidValueError",
+    "LockTimeoutError",
+    "MigrationError",
+    "MigrationLockTimeoutError",
     "MultipleResultsError",
     "NotFoundError",
     "PoolTimeoutError",
     "QueryError",
+    "SchemaOutOfDateError",
     "StaleDataError",
     "TransientDatabaseError",
     "UnknownFieldError",
@@ -60,7 +83,14 @@ __all__ = [
 
 
 class DatabaseError(Exception):
-    """Base class of every error raised by the kit."""
+    """Base class of every error raised by the kit.
+
+    ``sqlstate`` / ``errno`` (MySQL error number or SQLite result code) are set on errors
+    translated from a driver error that carried them, else None.
+    """
+
+    sqlstate: str | None = None
+    errno: int | None = None
 
 
 class ConfigurationError(DatabaseError, ValueError):
@@ -129,7 +159,25 @@ class StaleDataError(DatabaseError):
 
 
 class PoolTimeoutError(DatabaseError, TimeoutError):
-    """No pooled connection became free within ``pool_timeout``."""
+    """No pooled connection became free within ``pool_timeout``: retry later (web: 503)."""
+
+
+class ComputationError(DatabaseError):
+    """The server could not compute the statement: division by zero, a function argument
+    outside its domain, an overflow in an expression. Not a bad client value, not transient."""
+
+
+class ConcurrentSessionUseError(DatabaseError, RuntimeError):
+    """One ``AsyncSession`` (one connection) used by two tasks at the same time.
+
+    A programming error: never retried. Give each task its own session, or await the calls
+    in turn (``asyncio.gather`` of DAO calls inside one ``transaction()`` is this error).
+    """
+
+
+class DriverError(DatabaseError):
+    """A driver or server error the kit has no finer class for (syntax error, missing
+    table, permission denied); ``sqlstate`` / ``errno`` say which, the original is ``__cause__``."""
 
 
 class TransientDatabaseError(DatabaseError):
@@ -144,31 +192,34 @@ class ConcurrencyConflictError(TransientDatabaseError):
     """Deadlock or serialization failure; retry the transaction."""
 
 
-_UNIQUE_SQLSTATE = "23505"
-_TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
-_MYSQL_DUPLICATE = 1062
-_MYSQL_TRANSIENT = {1213, 1205}  # deadlock, lock wait timeout
-_INVALID_VALUE_SQLSTATES = {"42804", "42883"}  # datatype mismatch, no operator for the types
-_MYSQL_INVALID_VALUE = {1264, 1265, 1292, 1366, 1406}  # out of range, truncated, bad value, too long
-_MYSQL_GONE = {2006, 2013, 2055, 1927, 1053}  # server gone / lost / killed / shutdown
+class LockTimeoutError(ConcurrencyConflictError, TimeoutError):
+    """A statement waited longer than its lock timeout for a table or row lock (PostgreSQL
+    ``lock_timeout``, MariaDB ``lock_wait_timeout`` / ``innodb_lock_wait_timeout``)."""
+
+
+class MigrationError(DatabaseError):
+    """Schema migrations could not run, or the schema is not the one the code expects."""
+
+
+class MigrationLockTimeoutError(MigrationError, TimeoutError):
+    """Another process held the migration lock longer than we were willing to wait."""
+
+
+class SchemaOutOfDateError(MigrationError):
+    """The database schema is behind the code's migrations; the message says what to run."""
+
+
 _CONSTRAINT_PATTERNS = (
     re.compile(r'constraint "([^"]+)"'),  # PostgreSQL
     re.compile(r"for key '(?:[^'.]+\.)?([^']+)'"),  # MySQL / MariaDB
     re.compile(r"UNIQUE constraint failed: ([\w., ]+)"),  # SQLite (columns)
     re.compile(r"\(([\w.]+)\) violated"),  # Oracle
 )
-
-
-def _orig_code(orig: BaseException | None) -> tuple[str | None, int | None]:
-    """Return (sqlstate, mysql errno) of a driver exception, where it has them."""
-    if orig is None:
-        return None, None
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    errno: int | None = None
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):
-        errno = args[0]
-    return (str(sqlstate) if sqlstate else None), errno
+_SA_CONCURRENT_USE_CODE = "isce"  # SQLAlchemy: "concurrent operations are not permitted"
+_CONCURRENT_USE_MESSAGE = (
+    "one AsyncSession (or connection) used by two tasks at once; "
+    "give each task its own session or await the calls in turn"
+)
 
 
 def _constraint_name(orig: BaseException | None) -> str | None:
@@ -183,61 +234,37 @@ def _constraint_name(orig: BaseException | None) -> str | None:
     return None
 
 
-def _is_unique_violation(orig: BaseException | None, sqlstate: str | None, errno: int | None) -> bool:
-    text = str(orig) if orig is not None else ""
-    return (
-        sqlstate == _UNIQUE_SQLSTATE
-        or errno == _MYSQL_DUPLICATE
-        or "UNIQUE constraint failed" in text
-        or "ORA-00001" in text
-    )
-
-
-def _translate_dbapi(exc: sa_exc.DBAPIError) -> DatabaseError | None:
-    orig = exc.orig
-    sqlstate, errno = _orig_code(orig)
-    if isinstance(exc, sa_exc.IntegrityError):
-        constraint = _constraint_name(orig)
-        cls = DuplicateKeyError if _is_unique_violation(orig, sqlstate, errno) else None
-        what = "duplicate key" if cls else "integrity constraint violated"
+def _from_kind(kind: Kind | None, exc: sa_exc.DBAPIError, codes: DriverCodes) -> DatabaseError:
+    orig_name = type(exc.orig).__name__
+    if kind in (Kind.DUPLICATE, Kind.INTEGRITY):
+        constraint = _constraint_name(exc.orig)
         where = f" (constraint {constraint})" if constraint else ""
-        return (cls or IntegrityViolationError)(f"{what}{where}", constraint=constraint)
-    if _is_invalid_value(exc, sqlstate, errno):
-        code = f"SQLSTATE {sqlstate}" if sqlstate else f"error {errno}"
-        kind = _DATA_KINDS.get(sqlstate or "", "bad value")
-        return InvalidValueError(f"the database refused a value ({code}: {kind})")
-    if sqlstate in _TRANSIENT_SQLSTATES or errno in _MYSQL_TRANSIENT:
-        return ConcurrencyConflictError(f"transaction conflict: {type(orig).__name__}")
-    if exc.connection_invalidated or errno in _MYSQL_GONE or _looks_disconnected(orig):
-        return ConnectionLostError(f"database connection lost: {type(orig).__name__}")
-    return None
+        cls = DuplicateKeyError if kind is Kind.DUPLICATE else IntegrityViolationError
+        return cls(f"{kind.value}{where}", constraint=constraint)
+    if kind is Kind.BAD_VALUE:
+        return InvalidValueError(f"the database refused a value ({describe(codes)})")
+    if kind is Kind.COMPUTATION:
+        return ComputationError(f"the database could not compute the statement ({describe(codes)})")
+    if kind is Kind.LOCK_TIMEOUT:
+        return LockTimeoutError(f"lock wait timeout ({describe(codes)}): {orig_name}")
+    if kind is Kind.CONFLICT:
+        return ConcurrencyConflictError(f"transaction conflict ({describe(codes)}): {orig_name}")
+    if kind is Kind.LOST:
+        return ConnectionLostError(f"database connection lost: {orig_name}")
+    if kind is Kind.CONCURRENT_USE:
+        return ConcurrentSessionUseError(_CONCURRENT_USE_MESSAGE)
+    if isinstance(exc, sa_exc.IntegrityError):  # no code at all (e.g. a driver without one)
+        return IntegrityViolationError("integrity constraint violated", constraint=_constraint_name(exc.orig))
+    if isinstance(exc, sa_exc.DataError) and codes == DriverCodes():
+        return InvalidValueError("the database refused a value")
+    return DriverError(f"database error ({describe(codes)}): {orig_name}")
 
 
-_DATA_KINDS = {
-    "22001": "string too long",
-    "22003": "number out of range",
-    "22021": "invalid character, e.g. a NUL byte",
-    "22P02": "invalid text representation",
-    "42804": "wrong type",
-    "42883": "wrong type for the operator",
-}
-
-
-def _is_invalid_value(exc: sa_exc.DBAPIError, sqlstate: str | None, errno: int | None) -> bool:
-    return (
-        isinstance(exc, sa_exc.DataError)
-        or (sqlstate is not None and (sqlstate.startswith("22") or sqlstate in _INVALID_VALUE_SQLSTATES))
-        or errno in _MYSQL_INVALID_VALUE
-    )
-
-
-def _looks_disconnected(orig: BaseException | None) -> bool:
-    if orig is None:
-        return False
-    name = type(orig).__name__
-    return name in {"ConnectionDoesNotExistError", "InterfaceError", "AdminShutdownError"} or (
-        isinstance(orig, ConnectionError | OSError)
-    )
+def _translate_dbapi(exc: sa_exc.DBAPIError) -> DatabaseError:
+    kind, codes = classify(exc.orig, invalidated=bool(exc.connection_invalidated))
+    error = _from_kind(kind, exc, codes)
+    error.sqlstate, error.errno = codes.sqlstate, codes.mysql if codes.mysql is not None else codes.sqlite
+    return error
 
 
 def translate_error(exc: BaseException) -> BaseException:
@@ -256,7 +283,9 @@ def translate_error(exc: BaseException) -> BaseException:
     if isinstance(exc, sa_exc.MultipleResultsFound):
         return MultipleResultsError(str(exc))
     if isinstance(exc, sa_exc.DBAPIError):
-        return _translate_dbapi(exc) or exc
+        return _translate_dbapi(exc)
+    if isinstance(exc, sa_exc.SQLAlchemyError) and exc.code == _SA_CONCURRENT_USE_CODE:
+        return ConcurrentSessionUseError(_CONCURRENT_USE_MESSAGE)
     if isinstance(exc, ConnectionError):  # e.g. asyncpg's refused connect, raised unwrapped
         return ConnectionLostError(f"cannot reach the database: {type(exc).__name__}")
     return exc

@@ -6,24 +6,35 @@
         await users.create(...)
         await orders.create(...)               # same session, same COMMIT
 
+The ambient transaction is keyed by database: a call joins the innermost open
+``transaction()`` of the same session provider, or of a provider bound to the same
+engine. A DAO of another database opens its own session and commits its own writes; a
+``transaction()`` of another database nested inside is a new, independent transaction
+(of the same database: a SAVEPOINT).
+
 A call with ``session=`` or inside ``transaction()`` joins that transaction (and
 flushes after writes). Otherwise :class:`CallSession` opens a short session of its
 own: writes COMMIT; reads never do (closing the session rolls the connection back; on
 PostgreSQL they run in AUTOCOMMIT, which sends neither BEGIN nor COMMIT).
+
+A joined session is used by one task at a time: a DAO call from a second task while
+another is still inside one (``asyncio.gather`` of DAO calls in one ``transaction()``)
+raises :class:`~pkg.database.errors.ConcurrentSessionUseError` before any SQL is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pkg.database.errors import translate_error
+from pkg.database.errors import ConcurrentSessionUseError, translate_error
 from pkg.database.query.limits import autocommit_reads
 
 __all__ = [
@@ -40,12 +51,93 @@ logger = logging.getLogger(__name__)
 SessionProvider = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Any zero-arg callable returning an async context manager of ``AsyncSession``."""
 
-_session: ContextVar[AsyncSession | None] = ContextVar("pkg_database_session", default=None)
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """One open outer ``transaction()``: who opened it and its session."""
+
+    provider: SessionProvider
+    session: AsyncSession
 
 
-def ambient_session() -> AsyncSession | None:
-    """The session of the innermost open ``transaction()``, if any."""
-    return _session.get()
+_open: ContextVar[tuple[_Open, ...]] = ContextVar("pkg_database_transactions", default=())
+_USER_KEY = "pkg_database_user"  # session.info: (task using it, nesting depth)
+
+
+def ambient_session(provider: SessionProvider | None = None) -> AsyncSession | None:
+    """The session of the innermost open ``transaction()``, if any.
+
+    With ``provider``: the innermost one that ``provider`` would join (same provider, or a
+    session maker bound to the same engine).
+    """
+    opened = _open.get()
+    if provider is None:
+        return opened[-1].session if opened else None
+    return _match(opened, provider, _provider_engine(provider))
+
+
+def _engine_key(bind: Any) -> Any:
+    """The sync ``Engine`` behind an AsyncEngine / AsyncConnection (identity of a database)."""
+    return getattr(bind, "sync_engine", bind)
+
+
+def _provider_engine(provider: SessionProvider) -> Any:
+    """The engine a provider is bound to when that is knowable without calling it, else None."""
+    if isinstance(provider, async_sessionmaker):
+        bind = provider.kw.get("bind")
+        return _engine_key(bind) if bind is not None else None
+    return None
+
+
+def _match(opened: tuple[_Open, ...], provider: SessionProvider, engine: Any) -> AsyncSession | None:
+    for entry in reversed(opened):
+        if entry.provider is provider:
+            return entry.session
+        bind = entry.session.bind
+        if engine is not None and bind is not None and _engine_key(bind) is engine:
+            return entry.session
+    return None
+
+
+@asynccontextmanager
+async def _resolve(provider: SessionProvider) -> AsyncIterator[tuple[AsyncSession, bool]]:
+    """``(session, joined)``: the open transaction of ``provider``'s database, or a new session.
+
+    A provider whose engine is not knowable up front (a plain function) is called; its
+    session, still without a connection, is dropped if it belongs to an open transaction.
+    """
+    opened = _open.get()
+    static = _provider_engine(provider) if opened else None
+    found = _match(opened, provider, static) if opened else None
+    if found is not None:
+        yield found, True
+        return
+    async with provider() as own:
+        if opened and static is None and own.bind is not None:
+            found = _match(opened, provider, _engine_key(own.bind))
+        yield (found, True) if found is not None else (own, False)
+
+
+@contextmanager
+def _exclusive(session: AsyncSession) -> Iterator[None]:
+    """Mark ``session`` as used by the current task; a second task meanwhile is an error."""
+    task = asyncio.current_task()
+    owner, depth = session.info.get(_USER_KEY, (None, 0))
+    if depth and owner is not task:
+        raise ConcurrentSessionUseError(
+            "one AsyncSession used by two tasks at once (e.g. asyncio.gather of DAO calls in one "
+            "transaction() or one request's session); give each task its own session or await "
+            "the calls in turn"
+        )
+    session.info[_USER_KEY] = (task, depth + 1)
+    try:
+        yield
+    finally:
+        _, now = session.info.get(_USER_KEY, (None, 1))
+        if now > 1:
+            session.info[_USER_KEY] = (task, now - 1)
+        else:
+            session.info.pop(_USER_KEY, None)
 
 
 def raise_translated(exc: BaseException) -> None:
@@ -56,41 +148,37 @@ def raise_translated(exc: BaseException) -> None:
 
 
 @asynccontextmanager
-async def _savepoint(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    async with session.begin_nested():
+async def _outer(
+    provider: SessionProvider, session: AsyncSession, autoflush: bool
+) -> AsyncIterator[AsyncSession]:
+    session.sync_session.autoflush = autoflush
+    token = _open.set((*_open.get(), _Open(provider, session)))
+    try:
         yield session
-
-
-@asynccontextmanager
-async def _outer(provider: SessionProvider, autoflush: bool) -> AsyncIterator[AsyncSession]:
-    async with provider() as session:
-        session.sync_session.autoflush = autoflush
-        token = _session.set(session)
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-        finally:
-            _session.reset(token)
+    except BaseException:
+        await session.rollback()
+        raise
+    else:
+        await session.commit()
+    finally:
+        _open.reset(token)
 
 
 @asynccontextmanager
 async def transaction(provider: SessionProvider, *, autoflush: bool = True) -> AsyncIterator[AsyncSession]:
     """One transaction: commit on success, rollback on error; nested use is a SAVEPOINT.
 
-    DAO calls inside the block (on any DAO) join its session.
+    DAO calls inside the block join its session when they use the same database (same
+    provider or same engine); a DAO of another database keeps its own sessions.
     """
-    current = _session.get()
     try:
-        if current is not None:
-            async with _savepoint(current) as session:
-                yield session
-        else:
-            async with _outer(provider, autoflush) as session:
-                yield session
+        async with _resolve(provider) as (session, joined):
+            if joined:
+                async with session.begin_nested():
+                    yield session
+            else:
+                async with _outer(provider, session, autoflush) as outer:
+                    yield outer
     except Exception as exc:
         raise_translated(exc)
         raise
@@ -117,8 +205,18 @@ class CallSession:
     provider: SessionProvider
 
     def joins(self, session: AsyncSession | None) -> bool:
-        """True when a call with ``session`` would join an existing transaction."""
-        return session is not None or ambient_session() is not None
+        """True when a call with ``session`` would (or may) join an existing transaction.
+
+        For a provider whose engine is not knowable without calling it, any open
+        ``transaction()`` counts: the caller then assumes it joins (and does not retry).
+        """
+        if session is not None:
+            return True
+        opened = _open.get()
+        if not opened:
+            return False
+        engine = _provider_engine(self.provider)
+        return engine is None or _match(opened, self.provider, engine) is not None
 
     @asynccontextmanager
     async def read(
@@ -129,15 +227,19 @@ class CallSession:
         Its own session runs in AUTOCOMMIT where that saves round trips (PostgreSQL):
         the same per-statement snapshot as READ COMMITTED, without BEGIN / ROLLBACK.
         """
-        joined = session if session is not None else ambient_session()
         try:
-            if joined is not None:
-                yield joined
-            else:
-                async with self.provider() as own:
-                    if autocommit and autocommit_reads(own.get_bind().dialect.name):
-                        await own.connection(execution_options=_AUTOCOMMIT)
-                    yield own
+            if session is not None:
+                with _exclusive(session):
+                    yield session
+                return
+            async with _resolve(self.provider) as (s, joined):
+                if joined:
+                    with _exclusive(s):
+                        yield s
+                    return
+                if autocommit and autocommit_reads(s.get_bind().dialect.name):
+                    await s.connection(execution_options=_AUTOCOMMIT)
+                yield s
         except Exception as exc:
             raise_translated(exc)
             raise
@@ -145,15 +247,21 @@ class CallSession:
     @asynccontextmanager
     async def write(self, session: AsyncSession | None = None) -> AsyncIterator[AsyncSession]:
         """A session to write with; flushes when joined, COMMITs when it is its own."""
-        joined = session if session is not None else ambient_session()
         try:
-            if joined is not None:
-                yield joined
-                await joined.flush()
-            else:
-                async with self.provider() as own:
-                    yield own
-                    await own.commit()
+            if session is not None:
+                with _exclusive(session):
+                    yield session
+                    await session.flush()
+                return
+            async with _resolve(self.provider) as (s, joined):
+                with _exclusive(s) if joined else _nothing():
+                    yield s
+                    await (s.flush() if joined else s.commit())
         except Exception as exc:
             raise_translated(exc)
             raise
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -237,12 +237,37 @@ class QueryBuilder(Generic[ModelT]):
     async def stream(
         self, *, chunk_size: int = 1000, session: AsyncSession | None = None
     ) -> AsyncIterator[ModelT]:
-        """Iterate a large result in chunks of ``chunk_size`` (server-side cursor)."""
-        stmt = self.statement().execution_options(yield_per=chunk_size)
-        async with self.scope.read(session, autocommit=False) as s:  # cursors need one
-            result = await s.stream_scalars(stmt)
-            async for row in result:
+        """Iterate a large result in chunks of ``chunk_size`` rows, one query per chunk.
+
+        Chunks follow the sort plus the primary key: keyset predicates (OFFSET when a sort
+        column is nullable). No connection is held while the loop body runs, so leaving the
+        loop early (``break``) leaves nothing checked out, and a joined session is free for
+        other calls between chunks. Outside a transaction each chunk reads the data as of its
+        own query; inside one (``session=`` / ``transaction()``), as the transaction sees it.
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise QueryError("chunk_size must be an int >= 1")
+        sort = with_pk_tiebreaker(self.model, self.sort)
+        try:
+            check_keyset_columns(self.model, sort)
+            keyset = True
+        except QueryError:  # a nullable sort column: page by OFFSET instead
+            keyset = False
+        remaining, offset, after = self.limit_, self.offset_ or 0, None
+        while remaining is None or remaining > 0:
+            size = chunk_size if remaining is None else min(chunk_size, remaining)
+            chunk = self._replace(sort=sort, limit_=size, offset_=offset or None)
+            if after is not None:
+                chunk = chunk.where(keyset_predicate(self.model, sort, after))
+            rows = await chunk.all(session=session)  # the connection goes back here
+            if rows:
+                after = [getattr(rows[-1], k.name) for k in sort] if keyset else None
+                offset = 0 if keyset else offset + len(rows)
+                remaining = None if remaining is None else remaining - len(rows)
+            for row in rows:
                 yield row
+            if len(rows) < size:
+                return
 
     async def page(
         self, page: int = 1, size: int = 50, *, session: AsyncSession | None = None
