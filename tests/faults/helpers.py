@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -195,3 +196,25 @@ async def _write_probe(backend: Backend, probe: str) -> str:
     finally:
         await engine.dispose()
     return f"Aborted connection {connection_id} to db"
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, within: float = 10.0) -> None:
+    """Poll ``check`` until it is true; fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def statement_running(backend: Backend, app_name: str, needle: str) -> bool:
+    """A statement containing ``needle`` is executing now for this test's script (server view)."""
+    if backend.name == "postgresql":
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
+            " AND state = 'active' AND query ILIKE :needle"
+        )
+        params: dict[str, object] = {"app": app_name, "needle": f"%{needle}%"}
+    else:
+        sql = "SELECT count(*) FROM information_schema.processlist WHERE db = :db AND info LIKE :needle"
+        params = {"db": backend.url.database, "needle": f"%{needle}%"}
+    return int(await admin_scalar(backend, sql, params) or 0) > 0  # type: ignore[call-overload]

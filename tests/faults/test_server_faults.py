@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
@@ -16,7 +16,13 @@ from internal.infra import database as infra
 from pkg.database.errors import ConnectionLostError, DatabaseError, PoolTimeoutError
 from pkg.database.testing import assert_no_checked_out_connections
 from tests.conftest import Backend
-from tests.faults.helpers import admin_execute, admin_scalar, server_connections, wait_no_connections
+from tests.faults.helpers import (
+    admin_execute,
+    admin_scalar,
+    statement_running,
+    wait_no_connections,
+    wait_until,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,24 +75,42 @@ async def select_one() -> int:
 
 async def fill_pool() -> None:
     """Two concurrent sessions: both pooled connections get opened, then go idle."""
-    ready = asyncio.Event()
+    ready, both_in = asyncio.Event(), asyncio.Event()
+    inside: list[int] = []
 
     async def hold() -> None:
         async with infra.get_session() as session:
             await session.execute(text("SELECT 1"))
+            inside.append(1)
+            if len(inside) == 2:
+                both_in.set()
             await ready.wait()
 
     tasks = [asyncio.create_task(hold()) for _ in range(2)]
-    await asyncio.sleep(0.2)
+    await both_in.wait()
     ready.set()
     await asyncio.gather(*tasks)
+
+
+def _checked_out_is(n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(infra.pool_status()["checked_out"] == n)
+
+    return check
+
+
+def _waiters_are(n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(infra.pool_status()["waiters"] == n)
+
+    return check
 
 
 async def test_all_backends_killed_while_idle(db: Backend, app_name: str) -> None:
     """Fault 2: pg_terminate_backend / KILL on every idle connection; pre-ping recovers."""
     await fill_pool()
     assert await kill_all(db, app_name) == 2
-    await asyncio.sleep(0.2)
+    assert await wait_no_connections(db, app_name, within=5.0) == 0  # the server ended them
     results = [await select_one() for _ in range(5)]
     assert results == [1] * 5  # zero failed requests
     assert_no_checked_out_connections(infra.get_engine())
@@ -129,11 +153,10 @@ async def test_pool_exhausted_then_normal_service(fault_backend: Backend, app_na
                 await release.wait()
 
         holder = asyncio.create_task(hold())
-        await asyncio.sleep(0.1)
+        await wait_until(_checked_out_is(1), "the holder's checkout")
         started = time.monotonic()
         waiter = asyncio.create_task(select_one())
-        await asyncio.sleep(0.1)
-        assert infra.pool_status()["waiters"] == 1
+        await wait_until(_waiters_are(1), "a waiter in the pool")
         with pytest.raises(PoolTimeoutError):
             await waiter
         assert 0.4 <= time.monotonic() - started < 2.0
@@ -159,8 +182,7 @@ async def test_stuck_query_forced_at_shutdown(
             await session.execute(text(sleep_sql))
 
     task = asyncio.create_task(stuck(), name="stuck-report")
-    await asyncio.sleep(0.3)
-    assert await server_connections(db, app_name) >= 1
+    await wait_until(lambda: statement_running(db, app_name, "sleep("), "the 60 s statement on the server")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="pkg.database"):
         report = await infra.close_async_db(timeout=2)

@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import time
+from functools import partial
 
 import pytest
 from sqlalchemy import text
@@ -20,7 +21,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import Backend
-from tests.faults.helpers import ServerLog, noise_in, script_env, start_script, wait_no_connections
+from tests.faults.helpers import (
+    ServerLog,
+    noise_in,
+    script_env,
+    start_script,
+    statement_running,
+    wait_no_connections,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -80,12 +89,13 @@ async def _truncate(backend: Backend, table: str) -> None:
         await engine.dispose()
 
 
-def _sigterm_stuck(env: dict[str, str]) -> tuple[int, float, str]:
+def _sigterm_stuck(env: dict[str, str], backend: Backend, app_name: str) -> tuple[int, float, str]:
     proc = start_script("stuck_query.py", env=env)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.5)  # the 60 s statement is running now
+        running = partial(statement_running, backend, app_name, "sleep(")
+        asyncio.run(wait_until(running, "the 60 s statement on the server"))
         sent = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -101,7 +111,7 @@ async def test_sigterm_with_stuck_query_is_bounded(fault_backend: Backend, app_n
     """A statement that never ends within DB_SHUTDOWN_TIMEOUT: the process still exits soon
     after it, says what it cut off, and the server session is killed."""
     env = script_env(fault_backend, app_name, DB_SHUTDOWN_TIMEOUT="2")
-    status, elapsed, stderr = await asyncio.to_thread(_sigterm_stuck, env)
+    status, elapsed, stderr = await asyncio.to_thread(_sigterm_stuck, env, fault_backend, app_name)
     assert status == 143, stderr
     assert 1.9 <= elapsed < 6.0
     assert "shutdown timeout (2.0s): cancelling 1 busy connection(s)" in stderr

@@ -51,7 +51,8 @@ def _request_then_sigterm(env: dict[str, str]) -> tuple[dict[str, object], str, 
 
         client = threading.Thread(target=request)
         client.start()
-        time.sleep(0.5)  # the request is inside its transaction now
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "in transaction"
         os.kill(proc.pid, signal.SIGTERM)
         client.join(10)
         out, err = proc.communicate(timeout=15)

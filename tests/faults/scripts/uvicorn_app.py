@@ -30,6 +30,7 @@ app = FastAPI(lifespan=lifespan)
 async def slow() -> dict[str, int]:
     async with get_session() as session:
         value = (await session.execute(text("SELECT 1"))).scalar_one()
+        print("in transaction", flush=True)  # the test signals the server now
         await asyncio.sleep(1.5)
         await session.commit()
     return {"value": int(value)}

@@ -94,31 +94,43 @@ async def test_executemany_and_long_sql(backend: Backend, caplog) -> None:
     assert longs and all("chars]" in m and len(m) < 2300 for m in longs)
 
 
-async def test_counters_count_statements_without_threshold(backend: Backend) -> None:
+async def test_counters_count_statements_without_threshold(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``None``: never slow, never logged, but every statement counted and timed."""
     eng = backend.engine(slow_query_threshold=None)
     try:
         async with eng.connect() as conn:
-            for _ in range(5):
-                await conn.execute(text("SELECT 1"))
-        stats = query_stats(eng)
+            await conn.execute(text("SELECT 1"))
+            before = query_stats(eng)
+            with caplog.at_level(logging.WARNING, logger="pkg.database.slow_query"):
+                for _ in range(5):
+                    await conn.execute(text("SELECT 1"))
+        after = query_stats(eng)
     finally:
         await eng.dispose()
-    assert stats.statements >= 5
-    assert stats.slow_statements == 0
+    assert after.statements - before.statements == 5
+    assert after.total_time > before.total_time
+    assert after.slow_statements == 0 and caplog.records == []
 
 
 async def test_failed_statement_does_not_corrupt_timing(backend: Backend) -> None:
-    eng = backend.engine(slow_query_threshold=None)
+    """A statement that fails is counted (and, at threshold 0, slow) like one that succeeds."""
+    eng = backend.engine(slow_query_threshold=0.0)
     try:
         async with eng.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            before = query_stats(eng)
             with pytest.raises(Exception, match=r"(?i)no_such_table|doesn't exist|does not exist"):
                 await conn.execute(text("SELECT * FROM no_such_table"))
             await conn.rollback()
             await conn.execute(text("SELECT 1"))
-            stats = query_stats(eng)
+            after = query_stats(eng)
     finally:
         await eng.dispose()
-    assert stats.statements >= 1 and stats.slow_statements == 0
+    assert after.statements - before.statements == after.slow_statements - before.slow_statements
+    assert after.statements - before.statements in (2, 3)  # + ROLLBACK where the driver sends SQL
+    assert after.total_time >= before.total_time
 
 
 async def test_error_messages_hide_parameters_by_default(backend: Backend) -> None:
