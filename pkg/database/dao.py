@@ -35,7 +35,7 @@ from pkg.database.errors import (
 )
 from pkg.database.query.builder import QueryBuilder
 from pkg.database.query.cursors import KeysetCodec
-from pkg.database.query.limits import in_list_limit, rows_per_statement
+from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
 from pkg.database.query.writes import check_fields
 from pkg.database.transactions import CallSession, SessionProvider, execute_transaction, transaction
@@ -123,18 +123,15 @@ class BaseDao(Generic[ModelT]):
         return obj
 
     async def get_many(self, pks: Iterable[Any], *, session: AsyncSession | None = None) -> list[ModelT]:
-        """Rows for ``pks`` in the given order, missing ones skipped (IN lists chunked)."""
+        """Rows for ``pks`` in the given order, missing ones skipped; one statement, any count.
+
+        The ``in`` lookup sends a long list in the dialect's long-IN form (see ``query/limits.py``).
+        """
         if len(self._pk) != 1:
             raise QueryError("get_many needs a single-column primary key")
         wanted = list(dict.fromkeys(pks))
-        found: dict[Any, ModelT] = {}
-        async with self._scope.read(session) as s:
-            step = in_list_limit(s.get_bind().dialect.name)
-            for i in range(0, len(wanted), step):
-                rows = (
-                    await self.query().filter(**{f"{self._pk[0]}__in": wanted[i : i + step]}).all(session=s)
-                )
-                found.update((getattr(r, self._pk[0]), r) for r in rows)
+        rows = await self.query().filter(**{f"{self._pk[0]}__in": wanted}).all(session=session)
+        found: dict[Any, ModelT] = {getattr(r, self._pk[0]): r for r in rows}
         return [found[pk] for pk in wanted if pk in found]
 
     async def update_by_id(self, pk: Any, *, session: AsyncSession | None = None, **values: Any) -> ModelT:

@@ -20,9 +20,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import StaticPool
 
 from pkg.database.lifecycle.register import register_engine
 from pkg.database.monitoring import attach_query_monitor
+from pkg.database.pool import is_memory_sqlite
+from pkg.database.types import adapt_datetimes
 from pkg.database.utils import json_dumps, json_loads, mask_url
 
 __all__ = ["new_async_engine", "new_async_session_maker"]
@@ -30,11 +33,6 @@ __all__ = ["new_async_engine", "new_async_session_maker"]
 logger = logging.getLogger(__name__)
 
 _QUEUE_POOL_ARGS = ("pool_size", "max_overflow", "pool_timeout")
-
-
-def _is_memory_sqlite(url: URL) -> bool:
-    database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in str(url.query.get("mode", ""))
 
 
 def _connect_args(url: URL, application_name: str | None, given: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +84,14 @@ def new_async_engine(
         "pool_timeout": pool_timeout,
         "hide_parameters": not log_parameters,  # no bound values in errors or echo logs
     }
-    if sa_url.get_backend_name() == "sqlite" and _is_memory_sqlite(sa_url):
+    if is_memory_sqlite(sa_url):  # one connection holds the database: no queue to size
         for name in _QUEUE_POOL_ARGS:
             options.pop(name)
+        options["poolclass"] = StaticPool  # what SQLAlchemy picks, said explicitly
     options.update(kw)
     options["connect_args"] = _connect_args(sa_url, application_name, dict(options.get("connect_args") or {}))
     engine = create_async_engine(sa_url, **options)
+    adapt_datetimes(engine.sync_engine.dialect)
     attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
     register_engine(engine)
     logger.debug("created engine for %s", mask_url(sa_url))

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
-__all__ = ["KitAsyncQueuePool", "kit_pool_options", "pool_status"]
+__all__ = ["KitAsyncQueuePool", "is_memory_sqlite", "kit_pool_options", "pool_status"]
 
 
 class KitAsyncQueuePool(AsyncAdaptedQueuePool):
@@ -48,13 +48,23 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
         return fresh
 
 
+def is_memory_sqlite(url: str | URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database: the one rule the kit uses.
+
+    ``sqlite://``, ``sqlite:///:memory:`` and URI databases with ``mode=memory``
+    (``sqlite+aiosqlite:///file:m?mode=memory&uri=true``) are; a file whose name merely
+    contains "memory" (``sqlite:////tmp/memory_notes.db``) is not. Such a database lives
+    in one connection, so it gets a single-connection pool rather than a queue pool.
+    """
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() != "sqlite":
+        return False
+    return (sa_url.database or "") in ("", ":memory:") or sa_url.query.get("mode") == "memory"
+
+
 def kit_pool_options(url: str | URL) -> dict[str, Any]:
     """Engine options selecting :class:`KitAsyncQueuePool` where a queue pool applies."""
-    sa_url = make_url(url)
-    database = sa_url.database or ""
-    if sa_url.get_backend_name() == "sqlite" and (database in ("", ":memory:") or "memory" in str(sa_url)):
-        return {}
-    return {"poolclass": KitAsyncQueuePool}
+    return {} if is_memory_sqlite(url) else {"poolclass": KitAsyncQueuePool}
 
 
 def _call(pool: Any, name: str) -> int:

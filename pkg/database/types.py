@@ -6,6 +6,11 @@ stores aware datetimes as UTC and always returns aware UTC datetimes::
 
     profile: Mapped[dict[str, Any]] = mapped_column(JSONType)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+A plain ``DateTime(timezone=True)`` column keeps the instant too, on engines made by
+``new_async_engine`` (see :func:`adapt_datetimes`): MySQL/MariaDB and SQLite store no
+zone, so an aware value is stored as UTC wall time and read back *naive* UTC there
+(aware on PostgreSQL). Use ``UTCDateTime`` to get aware UTC back everywhere.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Text
-from sqlalchemy.dialects import mysql, oracle, postgresql
+from sqlalchemy.dialects import mysql, oracle, postgresql, sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from pkg.database.utils import json_dumps, json_loads
 
-__all__ = ["BigIntPK", "JSONType", "UTCDateTime", "utcnow"]
+__all__ = ["BigIntPK", "JSONType", "UTCDateTime", "adapt_datetimes", "utcnow"]
 
 # BIGINT primary keys; SQLite only autoincrements "INTEGER PRIMARY KEY" (the rowid alias).
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
@@ -63,6 +68,65 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _to_utc_wall(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class _BindsUTC:
+    """Mixin for a zone-less dialect's DATETIME: aware values of ``timezone=True`` bind as UTC."""
+
+    timezone: bool
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        inner = super().bind_processor(dialect)  # type: ignore[misc]
+        if not self.timezone:
+            return inner
+
+        def process(value: Any) -> Any:
+            value = _to_utc_wall(value)
+            return inner(value) if inner is not None else value
+
+        return process
+
+    def literal_processor(self, dialect: Dialect) -> Any:
+        inner = super().literal_processor(dialect)  # type: ignore[misc]
+        if not self.timezone or inner is None:
+            return inner
+        return lambda value: inner(_to_utc_wall(value))
+
+
+class _SQLiteUTCDateTime(_BindsUTC, sqlite.DATETIME):
+    pass
+
+
+class _MySQLUTCDateTime(_BindsUTC, mysql.DATETIME):
+    pass
+
+
+# Dialects that store datetimes without a zone: their DateTime, binding aware values as UTC.
+_ZONE_LESS: dict[str, type[TypeEngine[Any]]] = {
+    "sqlite": _SQLiteUTCDateTime,
+    "mysql": _MySQLUTCDateTime,
+    "mariadb": _MySQLUTCDateTime,
+}
+
+
+def adapt_datetimes(dialect: Dialect) -> None:
+    """Make ``DateTime(timezone=True)`` keep the instant of aware datetimes on ``dialect``.
+
+    MySQL/MariaDB and SQLite have no zone-aware column type and their drivers drop the
+    offset (07:08+08:00 would be stored as 07:08). On those dialects this converts aware
+    values to UTC when they are bound, for every statement alike (insert, update,
+    upsert, filters). Only this dialect instance changes: ``new_async_engine`` calls it
+    for the engines it makes, nothing global is patched.
+    """
+    impl = _ZONE_LESS.get(dialect.name)
+    if impl is not None:
+        dialect.colspecs = {**dialect.colspecs, DateTime: impl}
 
 
 class JSONType(TypeDecorator[Any]):

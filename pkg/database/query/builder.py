@@ -10,13 +10,16 @@ Every method returns a new builder; the parent never changes::
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Delete,
     Select,
+    Update,
     and_,
     exists,
     func,
@@ -109,10 +112,12 @@ class QueryBuilder(Generic[ModelT]):
         return self._replace(sort=self.sort + parse_sort(self.model, fields))
 
     def limit(self, n: int | None) -> QueryBuilder[ModelT]:
-        return self._replace(limit_=n)
+        """At most ``n`` rows (0 to ``MAX_ROWS_ARG``; None: no limit); ``QueryError`` otherwise."""
+        return self._replace(limit_=None if n is None else row_count("limit", n, 0))
 
     def offset(self, n: int | None) -> QueryBuilder[ModelT]:
-        return self._replace(offset_=n)
+        """Skip ``n`` rows (0 to ``MAX_ROWS_ARG``; None: none); ``QueryError`` otherwise."""
+        return self._replace(offset_=None if n is None else row_count("offset", n, 0))
 
     def include_deleted(self) -> QueryBuilder[ModelT]:
         """Also see soft-deleted rows."""
@@ -171,15 +176,15 @@ class QueryBuilder(Generic[ModelT]):
 
     def page_query(self, page: int, size: int) -> QueryBuilder[ModelT]:
         """The builder for offset page ``page``: PK tiebreaker appended, LIMIT/OFFSET set."""
-        if page < 1 or size < 1:
-            raise QueryError("page and size must be >= 1")
+        page, size = row_count("page", page, 1), row_count("size", size, 1)
+        if (page - 1) * size > MAX_ROWS_ARG:
+            raise QueryError(f"page * size must stay within {MAX_ROWS_ARG} rows")
         sort = with_pk_tiebreaker(self.model, self.sort)
         return self._replace(sort=sort, limit_=size, offset_=(page - 1) * size)
 
     def keyset_query(self, size: int, after: str | None = None) -> tuple[QueryBuilder[ModelT], Any]:
         """The builder fetching ``size + 1`` rows after ``after``, and a cursor maker."""
-        if size < 1:
-            raise QueryError("size must be >= 1")
+        size = row_count("size", size, 1, MAX_ROWS_ARG - 1)  # one more row is fetched
         sort, spec = self._keyset_spec()
         query = self._replace(sort=sort, limit_=size + 1, offset_=None)
         if after is not None:
@@ -296,6 +301,14 @@ class QueryBuilder(Generic[ModelT]):
         return KeysetPage(items=rows[:size], next_cursor=cursor_for(rows[size - 1]))
 
     # -- writes ---------------------------------------------------------------------
+    def update_statement(self, values: Mapping[str, Any]) -> Update:
+        """The UPDATE ``update(**values)`` runs: checked values plus timestamps and version."""
+        return sa_update(self.model).where(*self._criteria()).values(update_values(self.model, values))
+
+    def delete_statement(self) -> Delete:
+        """The DELETE ``delete()`` runs."""
+        return sa_delete(self.model).where(*self._criteria())
+
     def _check_write(self, allow_all: bool) -> None:
         if self.limit_ is not None or self.offset_ is not None:
             raise QueryError("update/delete do not take limit/offset")
@@ -309,7 +322,7 @@ class QueryBuilder(Generic[ModelT]):
     ) -> int:
         """UPDATE the matching rows; returns the rowcount. Keeps timestamps and version."""
         self._check_write(allow_all)
-        stmt = sa_update(self.model).where(*self._criteria()).values(update_values(self.model, values))
+        stmt = self.update_statement(values)
         async with self.scope.write(session) as s:
             result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
             return int(result.rowcount)  # type: ignore[attr-defined]
@@ -317,7 +330,7 @@ class QueryBuilder(Generic[ModelT]):
     async def delete(self, *, allow_all: bool = False, session: AsyncSession | None = None) -> int:
         """DELETE the matching rows (a hard delete); returns the rowcount."""
         self._check_write(allow_all)
-        stmt = sa_delete(self.model).where(*self._criteria())
+        stmt = self.delete_statement()
         async with self.scope.write(session) as s:
             result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
             return int(result.rowcount)  # type: ignore[attr-defined]
@@ -331,6 +344,24 @@ class QueryBuilder(Generic[ModelT]):
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(QueryBuilder))
+MAX_ROWS_ARG = 2**31 - 1  # the largest limit / offset / page size: a signed 32-bit int on every dialect
+
+
+def row_count(name: str, value: Any, low: int, high: int = MAX_ROWS_ARG) -> int:
+    """``value`` as a whole number in ``[low, high]``, checked before any SQL; ``QueryError`` if not.
+
+    Refuses bool, float, str and out-of-range values (MariaDB would answer ``LIMIT -1``
+    with a raw syntax error, others differ); accepts any integer type (``__index__``).
+    """
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None:
+        raise QueryError(f"{name} must be a whole number, not {type(value).__name__}")
+    if not low <= number <= high:
+        raise QueryError(f"{name} must be between {low} and {high}")
+    return number
 
 
 def _python_type(model: type[Any], name: str) -> type[Any] | None:

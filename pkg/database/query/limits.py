@@ -1,25 +1,51 @@
 """The one table of per-dialect statement limits (and read mode) used by the DAO.
 
 ``rows_per_statement(dialect, columns)`` keeps a multi-row statement under the
-driver's bind-parameter limit; ``in_list_limit`` caps an IN list (Oracle: 1000).
+driver's bind-parameter limit; ``in_list_limit`` caps one IN list (Oracle: 1000);
+``long_in_form`` says how a list longer than ``INLINE_IN_ITEMS`` is sent:
+
+* ``"array"``: one array parameter, ``col = ANY(:arr)`` (PostgreSQL: asyncpg allows
+  32,767 parameters per statement, an array is one);
+* ``"json"``: one JSON text parameter, ``col IN (SELECT value FROM json_each(:doc))``
+  (SQLite: 32,766 parameters in a standard build);
+* ``"chunks"``: OR-ed ``IN`` lists of ``in_list_limit`` items (MySQL/MariaDB, whose
+  drivers interpolate on the client, and Oracle, whose IN lists hold 1000 items).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Literal, NamedTuple
 
-__all__ = ["autocommit_reads", "in_list_limit", "max_bind_params", "rows_per_statement"]
+__all__ = [
+    "INLINE_IN_ITEMS",
+    "autocommit_reads",
+    "in_list_limit",
+    "long_in_form",
+    "max_bind_params",
+    "rows_per_statement",
+]
+
+LongInForm = Literal["array", "json", "chunks"]
+
+
+class _Limits(NamedTuple):
+    params: int  # bind parameters per statement
+    in_items: int  # items in one IN list
+    long_in: LongInForm  # how an IN list longer than INLINE_IN_ITEMS is sent
+
 
 _SQLITE_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-# name: (max bind parameters per statement, max items in one IN list)
-_LIMITS: dict[str, tuple[int, int]] = {
-    "postgresql": (32767, 10000),
-    "mysql": (65535, 10000),
-    "mariadb": (65535, 10000),
-    "sqlite": (_SQLITE_PARAMS, min(_SQLITE_PARAMS, 10000)),
-    "oracle": (65535, 1000),
+_LIMITS: dict[str, _Limits] = {
+    "postgresql": _Limits(32767, 10000, "array"),
+    "mysql": _Limits(65535, 10000, "chunks"),
+    "mariadb": _Limits(65535, 10000, "chunks"),
+    "sqlite": _Limits(_SQLITE_PARAMS, min(_SQLITE_PARAMS, 10000), "json"),
+    "oracle": _Limits(65535, 1000, "chunks"),
 }
-_DEFAULT = (999, 999)
+_DEFAULT = _Limits(999, 999, "chunks")
+# IN lists up to this length are a plain ``IN (...)`` on every dialect (Oracle's cap).
+INLINE_IN_ITEMS = 1000
 # Dialects whose driver runs a statement outside a transaction for free (asyncpg: no
 # BEGIN / ROLLBACK round trips). Elsewhere switching to autocommit costs round trips.
 _AUTOCOMMIT_READS = frozenset({"postgresql"})
@@ -28,12 +54,17 @@ _MAX_ROWS = 5000  # beyond this, bigger statements stop paying off
 
 def max_bind_params(dialect: str) -> int:
     """Bind parameters one statement may carry on ``dialect``."""
-    return _LIMITS.get(dialect, _DEFAULT)[0]
+    return _LIMITS.get(dialect, _DEFAULT).params
 
 
 def in_list_limit(dialect: str) -> int:
     """Items one IN list may hold on ``dialect`` (Oracle: 1000)."""
-    return _LIMITS.get(dialect, _DEFAULT)[1]
+    return _LIMITS.get(dialect, _DEFAULT).in_items
+
+
+def long_in_form(dialect: str) -> LongInForm:
+    """How ``dialect`` receives an IN list longer than ``INLINE_IN_ITEMS`` (see above)."""
+    return _LIMITS.get(dialect, _DEFAULT).long_in
 
 
 def rows_per_statement(dialect: str, columns: int) -> int:

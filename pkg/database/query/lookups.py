@@ -8,16 +8,44 @@ names; values are always bound parameters, never spliced into SQL::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, inspect, literal_column, or_
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    Dialect,
+    Select,
+    Text,
+    all_,
+    and_,
+    any_,
+    bindparam,
+    func,
+    inspect,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from pkg.database.errors import UnknownFieldError
-from pkg.database.query.limits import in_list_limit
+from pkg.database.errors import InvalidValueError, UnknownFieldError
+from pkg.database.query.limits import INLINE_IN_ITEMS, in_list_limit, long_in_form
+from pkg.database.utils import json_dumps
 
-__all__ = ["OPERATORS", "build_lookups", "column_names", "model_columns", "resolve_column"]
+__all__ = [
+    "OPERATORS",
+    "LongIn",
+    "build_lookups",
+    "column_names",
+    "model_columns",
+    "resolve_column",
+]
 
 Expr = ColumnElement[bool]
 
@@ -31,29 +59,94 @@ def _always() -> Expr:
     return literal_column("1") == literal_column("1")
 
 
-_IN_CHUNK = in_list_limit("oracle")  # split long IN lists so they run everywhere
-
-
 def _values(value: Any, op: str) -> list[Any]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise TypeError(f"lookup {op!r} expects a collection of values, got {type(value).__name__}")
     return list(value)
 
 
+class LongIn(ColumnElement[bool]):
+    """``column [NOT] IN (values)`` for more than ``INLINE_IN_ITEMS`` values, any number.
+
+    Compiled per dialect in the form ``limits.long_in_form`` names: one array parameter
+    (PostgreSQL), one JSON parameter read by ``json_each`` (SQLite) or OR-ed IN lists of
+    ``in_list_limit`` items (MySQL/MariaDB, Oracle). Never cached: the values are part
+    of the statement, so it is compiled on each call (lists this long are rare).
+    """
+
+    __visit_name__ = "kit_long_in"
+    inherit_cache = False
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_plain_obj),
+        ("negate", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(self, column: Any, values: Sequence[Any], *, negate: bool = False) -> None:
+        self.column: ColumnElement[Any] = column.expression if hasattr(column, "expression") else column
+        self.values = tuple(values)
+        self.negate = negate
+        self.type = Boolean()
+
+    def self_group(self, against: Any = None) -> ColumnElement[Any]:
+        """A predicate as it is (compiled in parentheses), never ``(...) = 1`` like a column."""
+        return self
+
+
+def _as_chunks(element: LongIn, dialect: Dialect) -> Expr:
+    col, step, values = element.column, in_list_limit(dialect.name), element.values
+    if element.negate:
+        return and_(*(col.not_in(values[i : i + step]) for i in range(0, len(values), step)))
+    return or_(*(col.in_(values[i : i + step]) for i in range(0, len(values), step)))
+
+
+def _as_array(element: LongIn, dialect: Dialect) -> Expr:
+    array = bindparam(None, list(element.values), type_=ARRAY(element.column.type))
+    return element.column != all_(array) if element.negate else element.column == any_(array)
+
+
+def _json_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str) or (isinstance(value, int) and -(2**63) <= value < 2**63)
+
+
+def _as_json(element: LongIn, dialect: Dialect) -> Expr:
+    """``col IN (SELECT value FROM json_each(:doc))``, values bound as the column binds them."""
+    process = element.column.type.dialect_impl(dialect).bind_processor(dialect)
+    items = [process(v) for v in element.values] if process else list(element.values)
+    if not all(_json_scalar(v) for v in items):  # e.g. bytes: no JSON form, send chunks
+        return _as_chunks(element, dialect)
+    doc = bindparam(None, json_dumps(items), type_=Text())
+    rows: Select[Any] = select(literal_column("value")).select_from(func.json_each(doc))
+    return element.column.not_in(rows) if element.negate else element.column.in_(rows)
+
+
+_LONG_IN_FORMS: dict[str, Callable[[LongIn, Dialect], Expr]] = {
+    "array": _as_array,
+    "json": _as_json,
+    "chunks": _as_chunks,
+}
+
+
+@compiles(LongIn)
+def _compile_long_in(element: LongIn, compiler: SQLCompiler, **kw: Any) -> str:
+    expression = _LONG_IN_FORMS[long_in_form(compiler.dialect.name)](element, compiler.dialect)
+    return compiler.process(expression.self_group(), **kw)
+
+
 def _in(col: Any, value: Any) -> Expr:
     items = _values(value, "in")
     if not items:
         return _never()
-    parts = [col.in_(items[i : i + _IN_CHUNK]) for i in range(0, len(items), _IN_CHUNK)]
-    return parts[0] if len(parts) == 1 else or_(*parts)
+    return LongIn(col, items) if len(items) > INLINE_IN_ITEMS else col.in_(items)
 
 
 def _not_in(col: Any, value: Any) -> Expr:
     items = _values(value, "not_in")
     if not items:
         return _always()
-    parts = [col.not_in(items[i : i + _IN_CHUNK]) for i in range(0, len(items), _IN_CHUNK)]
-    return and_(*parts)
+    return LongIn(col, items, negate=True) if len(items) > INLINE_IN_ITEMS else col.not_in(items)
 
 
 def _between(col: Any, value: Any) -> Expr:
@@ -127,6 +220,19 @@ def _split(model: type[Any], key: str) -> tuple[str, str]:
     return field, op
 
 
+_COLLECTION_OPERATORS = frozenset({"in", "not_in", "between"})
+
+
+def _check_no_nul(key: str, values: Iterable[Any]) -> None:
+    """``InvalidValueError`` for text holding a NUL byte (the value itself is never echoed).
+
+    Checked here, for every dialect alike: PostgreSQL refuses NUL in text, while SQLite
+    and MySQL would compare it in their own ways.
+    """
+    if any(isinstance(v, str) and "\x00" in v for v in values):
+        raise InvalidValueError(f"lookup {key!r}: a text value holds a NUL byte, which no column can match")
+
+
 def build_lookups(model: type[Any], lookups: Mapping[str, Any]) -> list[Expr]:
     """One expression per ``field__op=value`` item, in order."""
     exprs: list[Expr] = []
@@ -136,5 +242,10 @@ def build_lookups(model: type[Any], lookups: Mapping[str, Any]) -> list[Expr]:
         operator = OPERATORS.get(op)
         if operator is None:
             raise UnknownFieldError(op, sorted(OPERATORS), kind="lookup operator")
+        if op in _COLLECTION_OPERATORS:
+            value = _values(value, op)  # once: a generator is read a single time
+            _check_no_nul(key, value)
+        else:
+            _check_no_nul(key, (value,))
         exprs.append(operator(column, value))
     return exprs

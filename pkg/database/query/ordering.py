@@ -31,14 +31,17 @@ class SortKey:
 
 
 def parse_sort(model: type[Any], fields: Sequence[str]) -> tuple[SortKey, ...]:
-    """``("-created_at", "id")`` -> sort keys; unknown names raise ``UnknownFieldError``."""
+    """``("-created_at", "id")`` -> sort keys; anything else raises ``UnknownFieldError``.
+
+    A spec is a column attribute name with at most one leading ``-`` (descending) or
+    ``+``: ``--name``, ``+-name``, ``-`` and ``""`` are refused, not guessed at.
+    """
     keys = []
     for field in fields:
-        if not isinstance(field, str) or not field.lstrip("+-"):
-            raise UnknownFieldError(str(field), column_names(model), kind="order_by field")
-        name = field.lstrip("+-")
-        if name not in model_columns(model):
-            raise UnknownFieldError(name, column_names(model), kind="order_by field")
+        name = field[1:] if isinstance(field, str) and field[:1] in ("-", "+") else field
+        if not isinstance(name, str) or name not in model_columns(model):
+            shown = name if isinstance(name, str) and name else str(field)
+            raise UnknownFieldError(shown, column_names(model), kind="order_by field")
         keys.append(SortKey(name, field.startswith("-")))
     return tuple(keys)
 
