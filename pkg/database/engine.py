@@ -22,8 +22,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from pkg.database.errors import ConfigurationError
 from pkg.database.lifecycle.register import register_engine
 from pkg.database.monitoring import attach_query_monitor
+from pkg.database.pgbouncer import EXECUTION_OPTION, check_mode, guard_session_features, pooler_connect_args
 from pkg.database.pool import is_memory_sqlite
 from pkg.database.types import adapt_datetimes
 from pkg.database.utils import json_dumps, json_loads, mask_url
@@ -52,6 +54,16 @@ def _connect_args(url: URL, application_name: str | None, given: dict[str, Any])
     return args
 
 
+def _behind_pooler(options: dict[str, Any], mode: str) -> None:
+    """Engine options for a transaction pooler: safe connect args, marked, never AUTOCOMMIT."""
+    if str(options.get("isolation_level", "")).upper() == "AUTOCOMMIT":
+        raise ConfigurationError(
+            "isolation_level=AUTOCOMMIT cannot work behind PgBouncer", key="DB_PGBOUNCER"
+        )
+    options["connect_args"] = pooler_connect_args(options["connect_args"])
+    options["execution_options"] = {**(options.get("execution_options") or {}), EXECUTION_OPTION: mode}
+
+
 def new_async_engine(
     url: str | URL,
     *,
@@ -64,6 +76,7 @@ def new_async_engine(
     slow_query_threshold: float | None = 0.5,
     log_parameters: bool = False,
     application_name: str | None = None,
+    pgbouncer: str | None = None,
     **kw: Any,
 ) -> AsyncEngine:
     """Create an :class:`AsyncEngine` with the kit's defaults and events attached.
@@ -71,8 +84,11 @@ def new_async_engine(
     orjson is the JSON codec; pool arguments SQLite's pool rejects are dropped;
     ``application_name`` is sent to the server where the driver allows it;
     statements slower than ``slow_query_threshold`` seconds are logged (None: never).
+    ``pgbouncer="transaction"``: the server sits behind PgBouncer in transaction pooling
+    mode (see :mod:`pkg.database.pgbouncer` for what that changes and why).
     """
     sa_url = make_url(url)
+    pgbouncer = check_mode(sa_url, pgbouncer)
     options: dict[str, Any] = {
         "echo": echo,
         "pool_recycle": pool_recycle,
@@ -90,8 +106,12 @@ def new_async_engine(
         options["poolclass"] = StaticPool  # what SQLAlchemy picks, said explicitly
     options.update(kw)
     options["connect_args"] = _connect_args(sa_url, application_name, dict(options.get("connect_args") or {}))
+    if pgbouncer is not None:
+        _behind_pooler(options, pgbouncer)
     engine = create_async_engine(sa_url, **options)
     adapt_datetimes(engine.sync_engine.dialect)
+    if pgbouncer is not None:
+        guard_session_features(engine.sync_engine)
     attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
     register_engine(engine)
     logger.debug("created engine for %s", mask_url(sa_url))

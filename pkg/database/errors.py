@@ -17,6 +17,7 @@ Hierarchy::
     │   ├── UnknownFieldError         unknown field / operator / sort name
     │   ├── UnsafeQueryError          UPDATE/DELETE without WHERE
     │   ├── InvalidCursorError        tampered or foreign keyset cursor
+    │   ├── SessionFeatureError       needs a server session of its own (behind PgBouncer)
     │   └── InvalidValueError         the database refused a value sent (type, length, NUL byte)
     ├── NotFoundError                 no row where one was required
     ├── MultipleResultsError          more than one row where one was required
@@ -73,6 +74,7 @@ __all__ = [
     "NotFoundError",
     "PoolTimeoutError",
     "QueryError",
+    "SessionFeatureError",
     "SchemaOutOfDateError",
     "StaleDataError",
     "TransientDatabaseError",
@@ -121,6 +123,12 @@ class UnknownFieldError(QueryError, ValueError):
 
 class UnsafeQueryError(QueryError):
     """UPDATE or DELETE without any condition, and ``allow_all`` not given."""
+
+
+class SessionFeatureError(QueryError):
+    """A statement that needs a server session of its own (session advisory lock, ``SET``
+    without ``LOCAL``, ``LISTEN`` ...), refused on an engine behind a transaction pooler,
+    where each transaction may run on another client's server connection."""
 
 
 class InvalidCursorError(QueryError, ValueError):

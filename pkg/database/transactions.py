@@ -15,7 +15,8 @@ engine. A DAO of another database opens its own session and commits its own writ
 A call with ``session=`` or inside ``transaction()`` joins that transaction (and
 flushes after writes). Otherwise :class:`CallSession` opens a short session of its
 own: writes COMMIT; reads never do (closing the session rolls the connection back; on
-PostgreSQL they run in AUTOCOMMIT, which sends neither BEGIN nor COMMIT).
+PostgreSQL they run in AUTOCOMMIT, which sends neither BEGIN nor COMMIT; not behind
+PgBouncer, where every statement must run inside a transaction).
 
 A joined session is used by one task at a time: a DAO call from a second task while
 another is still inside one (``asyncio.gather`` of DAO calls in one ``transaction()``)
@@ -35,6 +36,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
+from pkg.database.pgbouncer import behind_pooler
 from pkg.database.query.limits import autocommit_reads
 
 __all__ = [
@@ -237,7 +239,8 @@ class CallSession:
                     with _exclusive(s):
                         yield s
                     return
-                if autocommit and autocommit_reads(s.get_bind().dialect.name):
+                bind = s.get_bind()  # behind PgBouncer every statement needs a transaction
+                if autocommit and autocommit_reads(bind.dialect.name) and not behind_pooler(bind):
                     await s.connection(execution_options=_AUTOCOMMIT)
                 yield s
         except Exception as exc:

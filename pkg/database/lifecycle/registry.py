@@ -144,7 +144,8 @@ def checked_out_on(loop: asyncio.AbstractEventLoop) -> int:
 
 def force_busy_connections(loop: asyncio.AbstractEventLoop) -> list[str]:
     """Past the shutdown deadline: note the server sessions still busy on ``loop``, to be
-    killed on the server when the loop's engines are disposed. Returns their owners."""
+    killed on the server when the loop's engines are disposed (none behind PgBouncer: see
+    :func:`server_session_ids`; their sockets are closed). Returns their owners."""
     state = _loops.get(loop)
     owners: list[str] = []
     for engine in list(state.engines) if state is not None else []:

@@ -2,8 +2,8 @@
 
 Run on the loop that owns the connections. Idle connections are closed at once;
 checked-out ones get until the deadline to come back; past it each is killed on the
-server (``pg_terminate_backend`` / ``KILL``) and its socket is dropped, with a WARNING
-naming the owners.
+server (``pg_terminate_backend`` / ``KILL``; behind PgBouncer only the socket, since the
+server connection is shared) and its socket is dropped, with a WARNING naming the owners.
 
 Example::
 
@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from pkg.database.lifecycle.leaks import Checkout, checked_out_connections
+from pkg.database.pgbouncer import behind_pooler
 from pkg.database.utils import mask_url
 
 __all__ = [
@@ -75,7 +76,14 @@ def _server_pid(backend: str, driver_connection: Any) -> int | None:
 
 
 def server_session_ids(engine: AsyncEngine, held: list[Checkout] | None = None) -> list[int]:
-    """Server session ids (PG backend pid / MariaDB thread id) of the checked-out connections."""
+    """Server session ids (PG backend pid / MariaDB thread id) of the checked-out connections.
+
+    None behind PgBouncer: the pid a client sees there is a random cancel key, and the server
+    connection serves other clients' transactions, so it is never killed; closing the client
+    socket makes PgBouncer drop the server connection it was mid-transaction on.
+    """
+    if behind_pooler(engine.sync_engine):
+        return []
     backend = engine.url.get_backend_name()
     held = checked_out_connections(engine) if held is None else held
     return [pid for h in held if (pid := _server_pid(backend, h.driver_connection)) is not None]

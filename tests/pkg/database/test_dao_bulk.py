@@ -91,7 +91,7 @@ async def test_concurrent_upserts_same_key_from_20_tasks(backend, create_tables)
 
 
 async def test_json_is_stored_as_a_document(users: UserDao, engine, backend) -> None:
-    type_sql, extract_sql, kind, value = JSON_CHECKS[backend.name]
+    type_sql, extract_sql, kind, value = JSON_CHECKS[backend.dialect]
     await users.create(username="j", email="j@x.io", profile={"lang": "fr", "n": [1, 2]})
     await users.upsert({"email": "k@x.io", "username": "k", "profile": {"lang": "fr"}}, conflict_on=["email"])
     await users.create_many([{"username": "m", "email": "m@x.io", "profile": {"lang": "fr"}}])
