@@ -62,6 +62,11 @@ def selected_backends() -> tuple[str, ...]:
 _ran: set[str] = set()  # backends at least one test actually ran on
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A misspelt ``KIT_TEST_BACKENDS`` stops the run before collection."""
+    selected_backends()
+
+
 @dataclass(frozen=True)
 class Backend:
     """One database of the matrix: its name and the URL of this run's own database."""

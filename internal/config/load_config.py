@@ -66,6 +66,15 @@ def _str(key: str, raw: str) -> str:
     return raw
 
 
+def _pgbouncer(key: str, raw: str) -> str | None:
+    value = raw.strip().lower()
+    if value in ("", "off", "none", "false"):
+        return None
+    if value != "transaction":
+        raise ConfigurationError(f"{key} must be transaction or off, got {raw!r}", key=key)
+    return value
+
+
 def _db_type(key: str, raw: str) -> str:
     value = raw.strip().lower()
     if value not in DRIVERS:
@@ -79,6 +88,7 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "APP_ENV": ("app_env", _str),
     "DB_URL": ("db_url", _str),
     "DB_READ_URL": ("db_read_url", _str),
+    "DB_PGBOUNCER": ("db_pgbouncer", _pgbouncer),
     "DB_TYPE": ("db_type", _db_type),
     "DB_HOST": ("db_host", _str),
     "DB_PORT": ("db_port", _int),
@@ -120,6 +130,7 @@ class Settings:
     app_env: str = "dev"
     db_url: str | None = None
     db_read_url: str | None = None
+    db_pgbouncer: str | None = None  # "transaction": DB_URL / DB_READ_URL go through PgBouncer
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
     db_port: int | None = None
@@ -157,6 +168,8 @@ class Settings:
             )
         _ = self.database_url  # validate eagerly: bad config fails at load, not at first use
         _ = self.read_database_url
+        if self.db_pgbouncer and self.database_url.get_backend_name() != "postgresql":
+            raise ConfigurationError("DB_PGBOUNCER applies to PostgreSQL only", key="DB_PGBOUNCER")
 
     @property
     def database_url(self) -> URL:
@@ -182,6 +195,7 @@ class Settings:
             "slow_query_threshold": self.db_slow_query_threshold,
             "log_parameters": self.db_log_parameters,
             "application_name": self.db_application_name,
+            "pgbouncer": self.db_pgbouncer,
         }
 
     def masked(self) -> dict[str, Any]:
