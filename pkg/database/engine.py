@@ -25,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 from pkg.database.errors import ConfigurationError
 from pkg.database.lifecycle.register import register_engine
 from pkg.database.monitoring import attach_query_monitor
-from pkg.database.pgbouncer import EXECUTION_OPTION, check_mode, guard_session_features, pooler_connect_args
+from pkg.database.pgbouncer import POOLER_OPTION, check_mode, guard_session_features, pooler_connect_args
 from pkg.database.pool import is_memory_sqlite
 from pkg.database.types import adapt_datetimes
 from pkg.database.utils import json_dumps, json_loads, mask_url
@@ -61,7 +61,7 @@ def _behind_pooler(options: dict[str, Any], mode: str) -> None:
             "isolation_level=AUTOCOMMIT cannot work behind PgBouncer", key="DB_PGBOUNCER"
         )
     options["connect_args"] = pooler_connect_args(options["connect_args"])
-    options["execution_options"] = {**(options.get("execution_options") or {}), EXECUTION_OPTION: mode}
+    options["execution_options"] = {**(options.get("execution_options") or {}), POOLER_OPTION: mode}
 
 
 def new_async_engine(

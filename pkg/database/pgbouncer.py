@@ -44,11 +44,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from pkg.database.errors import ConfigurationError, SessionFeatureError
+from pkg.database.utils import POOLER_OPTION
 
 __all__ = [
-    "EXECUTION_OPTION",
     "PGBOUNCER_MODES",
-    "behind_pooler",
+    "POOLER_OPTION",
     "check_mode",
     "guard_session_features",
     "pooler_connect_args",
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 PGBOUNCER_MODES = frozenset({"transaction"})
-EXECUTION_OPTION = "kit_pgbouncer"  # engine execution option that marks a pooled engine
 # Startup parameters PgBouncer tracks per client (the rest are refused at login).
 _TRACKED_STARTUP = frozenset(
     {"application_name", "client_encoding", "datestyle", "timezone", "standard_conforming_strings"}
@@ -120,11 +119,6 @@ def pooler_connect_args(args: dict[str, Any]) -> dict[str, Any]:
                 f"{name}={args[name]!r} breaks PgBouncer transaction mode", key="DB_PGBOUNCER"
             )
     return {**args, **_CACHE_ARGS, "prepared_statement_name_func": _unnamed_statement}
-
-
-def behind_pooler(bind: Engine | Connection) -> bool:
-    """True when ``bind`` was created with ``pgbouncer=`` (a transaction pooler in front)."""
-    return bind.get_execution_options().get(EXECUTION_OPTION) is not None
 
 
 @lru_cache(maxsize=512)

@@ -36,8 +36,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
-from pkg.database.pgbouncer import behind_pooler
 from pkg.database.query.limits import autocommit_reads
+from pkg.database.utils import behind_pooler
 
 __all__ = [
     "CallSession",

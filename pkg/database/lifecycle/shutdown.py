@@ -26,8 +26,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from pkg.database.lifecycle.leaks import Checkout, checked_out_connections
-from pkg.database.pgbouncer import behind_pooler
-from pkg.database.utils import mask_url
+from pkg.database.utils import behind_pooler, mask_url
 
 __all__ = [
     "CloseReport",
