@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean bench worker
+.PHONY: run test lint install clean bench worker migrate migration
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ install: $(STAMP)
 
 run: $(STAMP)
 	APP_ENV=$${APP_ENV:-dev} $(BIN)/python scripts/run.py
+
+migrate: $(STAMP)  # apply every migration to the configured database (APP_ENV, DB_URL, DB_DIRECT_URL)
+	APP_ENV=$${APP_ENV:-dev} $(BIN)/alembic upgrade head
+
+migration: $(STAMP)  # make migration m="add x": bring the database to head, then autogenerate
+	@test -n "$(m)" || { echo 'usage: make migration m="what changed"' >&2; exit 2; }
+	APP_ENV=$${APP_ENV:-dev} $(BIN)/alembic upgrade head
+	APP_ENV=$${APP_ENV:-dev} $(BIN)/alembic revision --autogenerate -m "$(m)"
 
 # Start the local services the suite needs that are installed but down (PgBouncer too).
 # One still down does not stop here: pytest fails its tests naming it, unless

@@ -2,13 +2,14 @@
 
 Example::
 
-    $ make run                                    # dev: SQLite dev.db, tables created
+    $ make run                                    # dev: SQLite dev.db, migrations applied
     $ uvicorn internal.app:app --timeout-graceful-shutdown 10
 
     app = create_app(settings)                    # or build your own app the same way
 
-Importing this module builds the routes only: settings are read, and the engine is
-created, in the lifespan startup; the shutdown drains and disposes the pool.
+Importing this module builds the routes only: settings are read, the engine is created and
+the schema checked (migrated with ``APP_MIGRATE_ON_START``) in the lifespan startup; the
+shutdown drains and disposes the pool.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from internal.config.load_config import Settings, get_settings
 from internal.infra.database import close_async_db, init_async_db
+from internal.infra.migrations import current_revision, ensure_schema, stamp
 from internal.models import User
 from internal.web import diagnostics, health, users
 from internal.web.drain import DrainMiddleware, DrainState, install_drain_signals
 from internal.web.errors import install_error_handlers
 from internal.web.options import WebOptions
 from pkg.database import Base
+from pkg.database.errors import TransientDatabaseError, translate_error
 
-__all__ = ["app", "configure_logging", "create_app", "create_tables"]
+__all__ = ["app", "configure_logging", "create_app", "create_tables", "prepare_schema"]
 
 assert User  # imported so Base.metadata knows the users table
 
@@ -50,10 +53,30 @@ def configure_logging(settings: Settings) -> None:
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    """``CREATE TABLE IF NOT EXISTS`` for every model (dev and test convenience, not migrations)."""
+    """``CREATE TABLE IF NOT EXISTS`` for every model, then stamp an unversioned database at head.
+
+    A test and throwaway-database convenience (``APP_CREATE_TABLES``); real schemas come from
+    migrations (``make migrate``). The stamp records that the tables match the models.
+    """
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
+    if await current_revision(engine) is None:
+        await stamp(engine)
     logger.info("tables ensured: %s", ", ".join(sorted(Base.metadata.tables)))
+
+
+async def prepare_schema(settings: Settings, engine: AsyncEngine, *, migrate: bool) -> None:
+    """The schema check at start: at head, migrated, or a clear SchemaOutOfDateError.
+
+    An unreachable database is not a startup failure: ``/health/db`` reports it until it is back.
+    """
+    try:
+        await ensure_schema(settings, engine, migrate=migrate)
+    except Exception as exc:
+        typed = translate_error(exc)
+        if not isinstance(typed, TransientDatabaseError):
+            raise
+        logger.warning("database unreachable at start (%s): schema not checked", type(typed).__name__)
 
 
 async def _close_database(settings: Settings) -> None:
@@ -76,6 +99,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         if options.create_tables:
             await create_tables(db.engine)
+        await prepare_schema(settings, db.engine, migrate=options.migrate_on_start)
     except BaseException:
         await _close_database(settings)  # a failed startup leaves no pool behind
         raise

@@ -109,10 +109,14 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DB_LEAK_TRACKING": ("db_leak_tracking", _bool),
     "DB_LEAK_THRESHOLD": ("db_leak_threshold", _float),
     "DB_HANDLE_SIGNALS": ("db_handle_signals", _bool),
+    "DB_DIRECT_URL": ("db_direct_url", _str),
+    "DB_MIGRATION_LOCK_TIMEOUT": ("db_migration_lock_timeout", _float),
+    "DB_MIGRATION_LOCK_WAIT": ("db_migration_lock_wait", _float),
     "APP_HOST": ("app_host", _str),
     "APP_PORT": ("app_port", _int),
     "APP_DRAIN_TIMEOUT": ("app_drain_timeout", _float),
     "APP_CREATE_TABLES": ("app_create_tables", _bool),
+    "APP_MIGRATE_ON_START": ("app_migrate_on_start", _bool),
     "APP_DIAGNOSTICS": ("app_diagnostics", _bool),
     "CELERY_BROKER_URL": ("celery_broker_url", _str),
     "CELERY_RESULT_BACKEND": ("celery_result_backend", _str),
@@ -120,7 +124,7 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_LEVEL": ("log_level", _str),
 }
 _SECRET_ATTRS = {"db_password"}
-_URL_ATTRS = {"db_url", "db_read_url", "celery_broker_url", "celery_result_backend"}
+_URL_ATTRS = {"db_url", "db_read_url", "db_direct_url", "celery_broker_url", "celery_result_backend"}
 
 
 @dataclass(frozen=True)
@@ -151,10 +155,14 @@ class Settings:
     db_leak_tracking: bool = True
     db_leak_threshold: float = 30.0
     db_handle_signals: bool = True
+    db_direct_url: str | None = None  # the server itself, bypassing PgBouncer: migrations
+    db_migration_lock_timeout: float = 5.0  # seconds a migration statement waits for a lock
+    db_migration_lock_wait: float = 120.0  # seconds an instance waits for another's migration
     app_host: str = "127.0.0.1"
     app_port: int = 8000
     app_drain_timeout: float = 10.0
-    app_create_tables: bool | None = None  # None: on for APP_ENV=dev only
+    app_create_tables: bool = False  # create_all instead of migrations (tests, throwaway dbs)
+    app_migrate_on_start: bool | None = None  # None: on for APP_ENV=dev only
     app_diagnostics: bool = False  # /diagnostics/* routes for drain drills; never in public
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_result_backend: str = "redis://127.0.0.1:6379/1"
@@ -170,6 +178,7 @@ class Settings:
         _ = self.read_database_url
         if self.db_pgbouncer and self.database_url.get_backend_name() != "postgresql":
             raise ConfigurationError("DB_PGBOUNCER applies to PostgreSQL only", key="DB_PGBOUNCER")
+        _ = self.direct_database_url
 
     @property
     def database_url(self) -> URL:
@@ -182,6 +191,11 @@ class Settings:
     def read_database_url(self) -> URL | None:
         """The replica URL from ``DB_READ_URL``, or None."""
         return _parse_url("DB_READ_URL", self.db_read_url) if self.db_read_url else None
+
+    @property
+    def direct_database_url(self) -> URL | None:
+        """The URL from ``DB_DIRECT_URL`` (bypassing PgBouncer, for migrations), or None."""
+        return _parse_url("DB_DIRECT_URL", self.db_direct_url) if self.db_direct_url else None
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`pkg.database.new_async_engine`."""

@@ -17,6 +17,7 @@ __all__ = [
     "DbHealthOut",
     "ErrorOut",
     "HealthOut",
+    "SchemaOut",
     "SleepOut",
     "UserCreate",
     "UserCursorPage",
@@ -90,11 +91,20 @@ class HealthOut(BaseModel):
     status: str
 
 
+class SchemaOut(BaseModel):
+    """The migration revision of the database, the code's head, and whether they match."""
+
+    revision: str | None
+    head: str | None
+    current: bool
+
+
 class DbHealthOut(BaseModel):
     status: str
     latency_ms: float | None = None
     error: str | None = None
     pool: dict[str, Any] | None = None
+    migrations: SchemaOut | None = None
 
 
 class SleepOut(BaseModel):

@@ -22,6 +22,8 @@ The names, by job:
   ``AuditMixin``, ``NAMING_CONVENTION``, ``JSONType``, ``UTCDateTime``, ``BigIntPK``,
   ``utcnow``;
 * monitoring: ``pool_status``, ``query_stats``, ``QueryStats``, ``attach_query_monitor``;
+* migrations (Alembic ``env.py``): ``migration_lock``, ``autogenerate_options``,
+  ``render_kit_type``;
 * utilities: ``mask_url``, ``json_dumps``, ``json_loads``.
 
 Public submodules: :mod:`pkg.database.errors` (every error the kit raises, rooted at
@@ -34,6 +36,7 @@ from pkg.database.dao import BaseDao
 from pkg.database.database import Database
 from pkg.database.engine import new_async_engine, new_async_session_maker
 from pkg.database.lifecycle.shutdown import CloseReport
+from pkg.database.migrations import autogenerate_options, migration_lock, render_kit_type
 from pkg.database.models import (
     NAMING_CONVENTION,
     AuditMixin,
@@ -70,15 +73,18 @@ __all__ = [
     "VersionMixin",
     "acting_as",
     "attach_query_monitor",
+    "autogenerate_options",
     "current_actor",
     "execute_transaction",
     "json_dumps",
     "json_loads",
     "mask_url",
+    "migration_lock",
     "new_async_engine",
     "new_async_session_maker",
     "pool_status",
     "query_stats",
+    "render_kit_type",
     "transaction",
     "utcnow",
 ]

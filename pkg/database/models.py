@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from pkg.database.actor import current_actor
+from pkg.database.naming import NAMING_CONVENTION
 from pkg.database.types import JSONType, UTCDateTime, utcnow
 
 __all__ = [
@@ -28,17 +29,10 @@ __all__ = [
     "VersionMixin",
 ]
 
-NAMING_CONVENTION: dict[str, str] = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
 
 class Base(DeclarativeBase):
-    """Declarative base: named constraints, aware-UTC datetimes and JSON by annotation."""
+    """Declarative base: named constraints (at most 63 characters on every backend, see
+    :mod:`pkg.database.naming`), aware-UTC datetimes and JSON by annotation."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType()}

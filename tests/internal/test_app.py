@@ -16,7 +16,7 @@ from tests.internal.helpers.procs import Proc, free_port, wait_http_ready
 pytestmark = pytest.mark.slow
 
 
-def test_make_run_serves_sqlite_with_tables_created(tmp_path: Path) -> None:
+def test_make_run_serves_sqlite_with_migrations_applied(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "APP_", "CELERY_"))}
     db_file = tmp_path / "dev.db"
@@ -29,14 +29,15 @@ def test_make_run_serves_sqlite_with_tables_created(tmp_path: Path) -> None:
         assert created.status_code == 201, created.text
         listed = httpx.get(f"{base}/users").json()
         assert listed["total"] == 1 and listed["items"][0]["email"] == "dev@example.com"
-        assert httpx.get(f"{base}/health/db").json()["status"] == "ok"
+        health = httpx.get(f"{base}/health/db").json()
+        assert health["status"] == "ok" and health["migrations"]["current"] is True, health
         assert httpx.get(f"{base}/docs").status_code == 200
         proc.signal(signal.SIGTERM)
         assert proc.wait(15) in (0, -signal.SIGTERM)
     finally:
         proc.stop()
     out = proc.output()
-    assert "tables ensured: users" in out and "env=dev" in out
+    assert "Running upgrade  -> " in out and "tables ensured" not in out and "env=dev" in out
     assert db_file.is_file()
 
 
