@@ -14,7 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT = ROOT / "pkg" / "database"
-PUBLIC_MODULES = ("pkg.database", "pkg.database.errors", "pkg.database.lifecycle", "pkg.database.testing")
+PUBLIC_MODULES = (
+    "pkg.database",
+    "pkg.database.errors",
+    "pkg.database.lifecycle",
+    "pkg.database.metrics",
+    "pkg.database.testing",
+)
 MAX_MODULE_LINES = 400
 
 

@@ -22,13 +22,16 @@ The names, by job:
   ``AuditMixin``, ``NAMING_CONVENTION``, ``JSONType``, ``UTCDateTime``, ``BigIntPK``,
   ``utcnow``;
 * monitoring: ``pool_status``, ``query_stats``, ``QueryStats``, ``attach_query_monitor``;
+* metrics (every engine's pool and query events, see :mod:`pkg.database.metrics`):
+  ``add_metrics_hook``, ``remove_metrics_hook``;
 * migrations (Alembic ``env.py``): ``migration_lock``, ``autogenerate_options``,
   ``render_kit_type``;
 * utilities: ``mask_url``, ``json_dumps``, ``json_loads``.
 
 Public submodules: :mod:`pkg.database.errors` (every error the kit raises, rooted at
 ``DatabaseError``), :mod:`pkg.database.lifecycle` (shutdown, signals, leak tracking
-knobs) and :mod:`pkg.database.testing` (test helpers). Everything else is internal.
+knobs), :mod:`pkg.database.metrics` (metrics events and the Prometheus / OpenTelemetry
+exporters) and :mod:`pkg.database.testing` (test helpers). Everything else is internal.
 """
 
 from pkg.database.actor import acting_as, current_actor
@@ -36,6 +39,7 @@ from pkg.database.dao import BaseDao
 from pkg.database.database import Database
 from pkg.database.engine import new_async_engine, new_async_session_maker
 from pkg.database.lifecycle.shutdown import CloseReport
+from pkg.database.metrics.hooks import add_metrics_hook, remove_metrics_hook
 from pkg.database.migrations import autogenerate_options, migration_lock, render_kit_type
 from pkg.database.models import (
     NAMING_CONVENTION,
@@ -72,6 +76,7 @@ __all__ = [
     "UTCDateTime",
     "VersionMixin",
     "acting_as",
+    "add_metrics_hook",
     "attach_query_monitor",
     "autogenerate_options",
     "current_actor",
@@ -84,6 +89,7 @@ __all__ = [
     "new_async_session_maker",
     "pool_status",
     "query_stats",
+    "remove_metrics_hook",
     "render_kit_type",
     "transaction",
     "utcnow",

@@ -56,9 +56,15 @@ class Database:
 
     def __init__(self, url: str | URL, *, read_url: str | URL | None = None, **engine_options: Any) -> None:
         self.url = url
-        self.engine: AsyncEngine = new_async_engine(url, **{**kit_pool_options(url), **engine_options})
+        name = engine_options.pop("metrics_name", None)  # metrics label: primary, replica-0
+        rname = f"{name}-replica-0" if name else "replica-0"
+        self.engine: AsyncEngine = new_async_engine(
+            url, **{**kit_pool_options(url), "metrics_name": name or "primary", **engine_options}
+        )
         self.read_engine: AsyncEngine | None = (
-            new_async_engine(read_url, **{**kit_pool_options(read_url), **engine_options})
+            new_async_engine(
+                read_url, **{**kit_pool_options(read_url), "metrics_name": rname, **engine_options}
+            )
             if read_url
             else None
         )

@@ -24,9 +24,11 @@ from sqlalchemy.pool import StaticPool
 
 from pkg.database.errors import ConfigurationError
 from pkg.database.lifecycle.register import register_engine
+from pkg.database.metrics.engines import track_engine
+from pkg.database.metrics.hooks import engine_label
 from pkg.database.monitoring import attach_query_monitor
 from pkg.database.pgbouncer import POOLER_OPTION, check_mode, guard_session_features, pooler_connect_args
-from pkg.database.pool import is_memory_sqlite
+from pkg.database.pool import KitAsyncQueuePool, is_memory_sqlite
 from pkg.database.types import adapt_datetimes
 from pkg.database.utils import json_dumps, json_loads, mask_url
 
@@ -77,6 +79,7 @@ def new_async_engine(
     log_parameters: bool = False,
     application_name: str | None = None,
     pgbouncer: str | None = None,
+    metrics_name: str | None = None,
     **kw: Any,
 ) -> AsyncEngine:
     """Create an :class:`AsyncEngine` with the kit's defaults and events attached.
@@ -86,6 +89,9 @@ def new_async_engine(
     statements slower than ``slow_query_threshold`` seconds are logged (None: never).
     ``pgbouncer="transaction"``: the server sits behind PgBouncer in transaction pooling
     mode (see :mod:`pkg.database.pgbouncer` for what that changes and why).
+    ``metrics_name`` is the ``engine`` label of its metrics (default: ``application_name``,
+    else ``default``); server pools are :class:`~pkg.database.pool.KitAsyncQueuePool`
+    (waiters, timeouts, queue timing) unless ``poolclass`` is given.
     """
     sa_url = make_url(url)
     pgbouncer = check_mode(sa_url, pgbouncer)
@@ -104,6 +110,8 @@ def new_async_engine(
         for name in _QUEUE_POOL_ARGS:
             options.pop(name)
         options["poolclass"] = StaticPool  # what SQLAlchemy picks, said explicitly
+    else:
+        options["poolclass"] = KitAsyncQueuePool  # SQLAlchemy's async queue pool, counted
     options.update(kw)
     options["connect_args"] = _connect_args(sa_url, application_name, dict(options.get("connect_args") or {}))
     if pgbouncer is not None:
@@ -112,7 +120,9 @@ def new_async_engine(
     adapt_datetimes(engine.sync_engine.dialect)
     if pgbouncer is not None:
         guard_session_features(engine.sync_engine)
-    attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
+    monitor = attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
+    label = engine_label(metrics_name, strict=True) if metrics_name else engine_label(application_name)
+    track_engine(engine.sync_engine, label, monitor)
     register_engine(engine)
     logger.debug("created engine for %s", mask_url(sa_url))
     return engine

@@ -15,6 +15,10 @@ around the driver call. The engine-level ``before_cursor_execute`` /
 ``after_cursor_execute`` pair (``via="cursor"``) measures the same span but switches
 SQLAlchemy onto its per-statement event path, which cost 5-10 % on a primary-key lookup
 loop against 1-3 % here (``bench/bench_events.py``, ``bench/RESULTS.md``).
+
+The same single timing point feeds metrics: while a metrics hook exists
+(:mod:`pkg.database.metrics`) the monitor hands each statement's duration, outcome and
+error to its ``metrics`` sink; otherwise ``metrics`` is None and costs one attribute check.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ import logging
 import weakref
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-__all__ = ["QueryMonitor", "QueryStats", "attach_query_monitor", "query_stats"]
+__all__ = ["QueryMonitor", "QueryObserver", "QueryStats", "attach_query_monitor", "query_stats"]
 
 slow_query_logger = logging.getLogger("pkg.database.slow_query")
 
@@ -44,8 +48,16 @@ class QueryStats:
     total_time: float
 
 
+class QueryObserver(Protocol):
+    """Receives each timed statement (``exc``: what it raised, None when it succeeded)."""
+
+    def query(self, statement: str, duration: float, slow: bool, exc: BaseException | None) -> None: ...
+
+
 class QueryMonitor:
     """Times every cursor execution of one engine and logs the slow ones."""
+
+    metrics: QueryObserver | None = None  # set while metrics hooks exist
 
     def __init__(
         self,
@@ -68,15 +80,21 @@ class QueryMonitor:
         self.statements = self.slow_statements = 0
         self.total_time = 0.0
 
-    def record(self, started: float, statement: str, params: Any, many: bool) -> None:
-        """Count one finished (or failed) statement and log it when slow."""
+    def record(
+        self, started: float, statement: str, params: Any, many: bool, exc: BaseException | None = None
+    ) -> None:
+        """Count one finished (or failed: ``exc``) statement and log it when slow."""
         elapsed = perf_counter() - started
         self.statements += 1
         self.total_time += elapsed
         threshold = self.threshold
-        if threshold is not None and elapsed >= threshold:
+        slow = threshold is not None and elapsed >= threshold
+        if slow:
             self.slow_statements += 1
             self._log_slow(elapsed, statement, params, many)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.query(statement, elapsed, slow, exc)
 
     # -- via="dialect": wrap the driver call itself -------------------------------------
     def bind(self, dialect: Dialect) -> None:
@@ -88,24 +106,30 @@ class QueryMonitor:
         started = perf_counter()
         try:
             self._do_execute(cursor, statement, params, context)
-        finally:
-            self.record(started, statement, params, False)
+        except BaseException as exc:
+            self.record(started, statement, params, False, exc)
+            raise
+        self.record(started, statement, params, False)
         return True  # handled: SQLAlchemy does not call the dialect again
 
     def do_executemany(self, cursor: Any, statement: str, params: Any, context: Any) -> bool:
         started = perf_counter()
         try:
             self._do_executemany(cursor, statement, params, context)
-        finally:
-            self.record(started, statement, params, True)
+        except BaseException as exc:
+            self.record(started, statement, params, True, exc)
+            raise
+        self.record(started, statement, params, True)
         return True
 
     def do_execute_no_params(self, cursor: Any, statement: str, context: Any) -> bool:
         started = perf_counter()
         try:
             self._do_execute_no_params(cursor, statement, context)
-        finally:
-            self.record(started, statement, None, False)
+        except BaseException as exc:
+            self.record(started, statement, None, False, exc)
+            raise
+        self.record(started, statement, None, False)
         return True
 
     # -- via="cursor": engine-level cursor events ----------------------------------------

@@ -2,7 +2,9 @@
 
 :class:`KitAsyncQueuePool` (used by :class:`~pkg.database.lifecycle.Database` for
 server databases) also counts tasks waiting for a connection and cumulative checkout
-timeouts; other pools report 0 for both.
+timeouts; other pools report 0 for both. While metrics hooks exist
+(:mod:`pkg.database.metrics`) its ``observer`` also hears each request start and stop
+waiting, how long it waited, and each timeout.
 
 Example::
 
@@ -12,26 +14,41 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from time import perf_counter
+from typing import Any, Protocol
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
-__all__ = ["KitAsyncQueuePool", "is_memory_sqlite", "kit_pool_options", "pool_status"]
+__all__ = ["KitAsyncQueuePool", "PoolObserver", "is_memory_sqlite", "kit_pool_options", "pool_status"]
+
+
+class PoolObserver(Protocol):
+    """Hears the queue of a :class:`KitAsyncQueuePool` (the metrics' engine source)."""
+
+    def waiting(self, delta: int) -> None: ...
+
+    def waited(self, record: ConnectionPoolEntry, seconds: float) -> None: ...
+
+    def timed_out(self, seconds: float) -> None: ...
 
 
 class KitAsyncQueuePool(AsyncAdaptedQueuePool):
     """An :class:`AsyncAdaptedQueuePool` that counts waiters and checkout timeouts.
 
-    The timeout count survives ``engine.dispose()`` (the pool is recreated).
+    The timeout count and the observer survive ``engine.dispose()`` (the pool is recreated).
     """
 
     waiters = 0
     timeouts = 0
+    observer: PoolObserver | None = None
 
     def _do_get(self) -> ConnectionPoolEntry:
+        observer = self.observer
+        if observer is not None:
+            return self._observed_get(observer)
         self.waiters += 1
         try:
             return super()._do_get()
@@ -41,10 +58,28 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
         finally:
             self.waiters -= 1
 
+    def _observed_get(self, observer: PoolObserver) -> ConnectionPoolEntry:
+        """:meth:`_do_get`, timed, with the observer told (pending +1/-1, wait or timeout)."""
+        self.waiters += 1
+        observer.waiting(1)
+        started = perf_counter()
+        try:
+            record = super()._do_get()
+        except sa_exc.TimeoutError:
+            self.timeouts += 1
+            observer.timed_out(perf_counter() - started)
+            raise
+        finally:
+            self.waiters -= 1
+            observer.waiting(-1)
+        observer.waited(record, perf_counter() - started)
+        return record
+
     def recreate(self) -> KitAsyncQueuePool:
         fresh = super().recreate()
         assert isinstance(fresh, KitAsyncQueuePool)
         fresh.timeouts = self.timeouts
+        fresh.observer = self.observer
         return fresh
 
 
