@@ -24,12 +24,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from internal.config.load_config import Settings, get_settings
 from pkg.database import mask_url, new_async_engine
-from pkg.database.errors import SchemaOutOfDateError
+from pkg.database.errors import MigrationError, SchemaOutOfDateError
 
 __all__ = [
     "SchemaStatus",
@@ -39,6 +39,8 @@ __all__ = [
     "downgrade",
     "ensure_schema",
     "head_revision",
+    "migration_engine",
+    "migration_url",
     "run_alembic",
     "schema_status",
     "stamp",
@@ -136,15 +138,36 @@ async def check(
     await run_alembic(engine, command.check, settings=settings, config=config)
 
 
+def migration_url(settings: Settings) -> URL:
+    """``DB_DIRECT_URL`` when set, else the primary URL; behind PgBouncer the direct one is required.
+
+    The migration lock and lock timeout are session settings, which a transaction pooler
+    would hand to other clients' transactions.
+    """
+    if settings.direct_database_url is not None:
+        return settings.direct_database_url
+    if settings.db_pgbouncer:
+        raise MigrationError(
+            f"DB_PGBOUNCER={settings.db_pgbouncer}: migrations need a server session of their own; "
+            "set DB_DIRECT_URL to the PostgreSQL server itself"
+        )
+    return settings.database_url
+
+
+def migration_engine(settings: Settings) -> AsyncEngine:
+    """A one-connection engine on :func:`migration_url` (never in pooler mode); dispose it after."""
+    options = {**settings.engine_options(), "pool_size": 1, "max_overflow": 0, "slow_query_threshold": None}
+    options.pop("pgbouncer", None)
+    return new_async_engine(migration_url(settings), **options)
+
+
 async def _upgrade_direct(settings: Settings, engine: AsyncEngine) -> None:
     """Migrate on ``DB_DIRECT_URL`` when set (past PgBouncer), else on ``engine``."""
-    direct = settings.direct_database_url
-    if direct is None:
+    if settings.direct_database_url is None and not settings.db_pgbouncer:
         await upgrade(engine, settings=settings)
         return
-    logger.info("migrating on DB_DIRECT_URL %s", mask_url(direct))
-    options = {**settings.engine_options(), "pool_size": 1, "max_overflow": 0, "slow_query_threshold": None}
-    migrator = new_async_engine(direct, **options)
+    migrator = migration_engine(settings)
+    logger.info("migrating on DB_DIRECT_URL %s", mask_url(migrator.url))
     try:
         await upgrade(migrator, settings=settings)
     finally:

@@ -16,11 +16,12 @@ import asyncio
 import logging
 
 from alembic import context
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import Connection
 
 import internal.models  # noqa: F401  (every table registered on Base.metadata)
 from internal.config.load_config import Settings, get_settings
-from pkg.database import Base, autogenerate_options, migration_lock, new_async_engine
+from internal.infra.migrations import migration_engine
+from pkg.database import Base, autogenerate_options, migration_lock
 from pkg.database.errors import MigrationError
 
 config = context.config
@@ -32,13 +33,9 @@ def _settings() -> Settings:
     return given if isinstance(given, Settings) else get_settings()
 
 
-def migration_url(settings: Settings) -> URL:
-    """``DB_DIRECT_URL`` when set (bypasses PgBouncer), else the primary URL."""
-    return settings.direct_database_url or settings.database_url
-
-
 def run_migrations_offline() -> None:
-    url = migration_url(_settings())
+    settings = _settings()  # nothing connects: any configured URL names the dialect
+    url = settings.direct_database_url or settings.database_url
     context.configure(
         url=url,
         target_metadata=target_metadata,
@@ -68,14 +65,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    settings = _settings()
-    engine = new_async_engine(
-        migration_url(settings),
-        pool_size=1,
-        max_overflow=0,
-        slow_query_threshold=None,
-        application_name=settings.db_application_name,
-    )
+    engine = migration_engine(_settings())
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

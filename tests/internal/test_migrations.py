@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -61,7 +61,12 @@ from pkg.database import (
     migration_lock,
     new_async_engine,
 )
-from pkg.database.errors import LockTimeoutError, MigrationLockTimeoutError, SchemaOutOfDateError
+from pkg.database.errors import (
+    LockTimeoutError,
+    MigrationError,
+    MigrationLockTimeoutError,
+    SchemaOutOfDateError,
+)
 from tests.conftest import Backend, resolve_backend
 from tests.internal.helpers.migrations import (
     ROOT,
@@ -277,7 +282,8 @@ def pg(server_backends: dict[str, Backend | str], tmp_path: Path) -> Backend:
 async def test_the_cli_migrates_on_db_direct_url(pg: Backend, tmp_path: Path) -> None:
     dead = pg.url.set(port=1).render_as_string(hide_password=False)  # the "pooler": never reachable
     async with fresh_database("postgresql", pg.url, pg.admin_url, tmp_path) as direct:
-        env = cli_env(dead, DB_DIRECT_URL=direct.render_as_string(hide_password=False))
+        direct_raw = direct.render_as_string(hide_password=False)
+        env = cli_env(dead, DB_PGBOUNCER="transaction", DB_DIRECT_URL=direct_raw)
         done = alembic_cli("upgrade", "head", env=env)
         assert done.returncode == 0, done.stdout + done.stderr
         engine = new_async_engine(direct, slow_query_threshold=None)
@@ -292,7 +298,8 @@ async def test_migrate_on_start_uses_db_direct_url(pg: Backend, tmp_path: Path) 
         fresh_database("postgresql", pg.url, pg.admin_url, tmp_path) as pooled,
         fresh_database("postgresql", pg.url, pg.admin_url, tmp_path) as direct,
     ):
-        settings = settings_for(pooled, DB_DIRECT_URL=direct.render_as_string(hide_password=False))
+        direct_raw = direct.render_as_string(hide_password=False)
+        settings = settings_for(pooled, DB_PGBOUNCER="transaction", DB_DIRECT_URL=direct_raw)
         pooled_engine = new_async_engine(pooled, slow_query_threshold=None)
         direct_engine = new_async_engine(direct, slow_query_threshold=None)
         try:
@@ -302,6 +309,20 @@ async def test_migrate_on_start_uses_db_direct_url(pg: Backend, tmp_path: Path) 
         finally:
             await pooled_engine.dispose()
             await direct_engine.dispose()
+
+
+async def test_behind_pgbouncer_without_db_direct_url_migrating_is_refused(
+    pg: Backend, tmp_path: Path
+) -> None:
+    async with fresh_database("postgresql", pg.url, pg.admin_url, tmp_path) as url:
+        settings = settings_for(url, DB_PGBOUNCER="transaction")
+        engine = new_async_engine(url, slow_query_threshold=None)
+        try:
+            with pytest.raises(MigrationError, match="set DB_DIRECT_URL"):
+                await ensure_schema(settings, engine, migrate=True)
+            assert await current_revision(engine) is None
+        finally:
+            await engine.dispose()
 
 
 # -- many instances at once; bounded lock waits --------------------------------------------
@@ -330,24 +351,31 @@ async def test_three_concurrent_upgrades_all_succeed_and_migrate_once(fresh_serv
     assert [r[0] for r in rows] == [head_revision()]
 
 
+@asynccontextmanager
+async def _another_migrator(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The migration lock held on a connection of ``engine``, as by another instance migrating."""
+    held = ExitStack()
+    async with engine.connect() as conn:
+        await conn.run_sync(lambda c: held.enter_context(migration_lock(c)))
+        try:
+            yield
+        finally:
+            await conn.run_sync(lambda c: held.close())
+
+
 async def test_a_held_migration_lock_times_out_another_migrator_typed(fresh_server: URL) -> None:
     settings = settings_for(fresh_server, DB_MIGRATION_LOCK_WAIT="1")
     holder, migrator = (new_async_engine(fresh_server, slow_query_threshold=None) for _ in range(2))
-    held = ExitStack()
     try:
-        async with holder.connect() as conn:
-            await conn.run_sync(lambda c: held.enter_context(migration_lock(c)))
+        async with _another_migrator(holder):
             started = time.monotonic()
             with pytest.raises(MigrationLockTimeoutError, match="migration lock"):
                 await upgrade(migrator, settings=settings)
             waited = time.monotonic() - started
-            await conn.run_sync(lambda c: held.close())
         assert 0.9 <= waited < 10, waited
         await upgrade(migrator, settings=settings)  # free again: migrates
-        async with holder.connect() as conn:  # at head the start takes no lock (fast path)
-            await conn.run_sync(lambda c: held.enter_context(migration_lock(c)))
+        async with _another_migrator(holder):  # at head the start takes no lock (fast path)
             assert (await ensure_schema(settings, migrator, migrate=True)).current
-            await conn.run_sync(lambda c: held.close())
     finally:
         await holder.dispose()
         await migrator.dispose()
