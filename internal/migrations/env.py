@@ -80,5 +80,6 @@ elif (given := config.attributes.get("connection")) is not None:
 else:  # the alembic CLI: say what it does unless the host configured logging
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        for chatty in ("alembic.runtime.plugins", "pkg.database.pool", "sqlalchemy.pool"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     asyncio.run(run_async_migrations())

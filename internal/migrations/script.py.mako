@@ -1,7 +1,7 @@
 """${message}
 
 Revision ID: ${up_revision}
-Revises: ${repr(down_revision)}
+Revises: ${", ".join(down_revision) if isinstance(down_revision, (list, tuple)) else (down_revision or "-")}
 Create Date: ${create_date}
 """
 
