@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from internal.config.load_config import Settings, get_settings
 from internal.infra.database import close_async_db, init_async_db
+from internal.infra.metrics import setup_metrics, teardown_metrics
 from internal.infra.migrations import current_revision, ensure_schema, stamp
 from internal.models import User
-from internal.web import diagnostics, health, users
+from internal.web import diagnostics, health, metrics, users
 from internal.web.drain import DrainMiddleware, DrainState, install_drain_signals
 from internal.web.errors import install_error_handlers
 from internal.web.options import WebOptions
@@ -95,6 +96,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings)
     options = WebOptions.load(settings)
     app.state.settings, app.state.options = settings, options
+    setup_metrics(settings)  # before the engine: it reports from its first connection
     db = await init_async_db(settings)
     try:
         if options.create_tables:
@@ -114,6 +116,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await drain.settle()
         drain.log_summary()
         await _close_database(settings)
+        teardown_metrics()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -136,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(diagnostics.router)
+    app.include_router(metrics.router)
     return app
 
 

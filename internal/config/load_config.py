@@ -118,6 +118,7 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "APP_CREATE_TABLES": ("app_create_tables", _bool),
     "APP_MIGRATE_ON_START": ("app_migrate_on_start", _bool),
     "APP_DIAGNOSTICS": ("app_diagnostics", _bool),
+    "APP_METRICS": ("app_metrics", _bool),
     "CELERY_BROKER_URL": ("celery_broker_url", _str),
     "CELERY_RESULT_BACKEND": ("celery_result_backend", _str),
     "CELERY_CONCURRENCY": ("celery_concurrency", _int),
@@ -164,6 +165,7 @@ class Settings:
     app_create_tables: bool = False  # create_all instead of migrations (tests, throwaway dbs)
     app_migrate_on_start: bool | None = None  # None: on for APP_ENV=dev only
     app_diagnostics: bool = False  # /diagnostics/* routes for drain drills; never in public
+    app_metrics: bool = False  # Prometheus /metrics (web) and metrics in worker processes
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_result_backend: str = "redis://127.0.0.1:6379/1"
     celery_concurrency: int = 2
