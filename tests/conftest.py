@@ -35,12 +35,15 @@ from pkg.database import new_async_engine
 
 BACKENDS = ("sqlite", "postgresql", "mysql")  # the direct matrix
 PGBOUNCER = "postgresql+pgbouncer"
-ALL_BACKENDS = (*BACKENDS, PGBOUNCER)
+REPLICA = "postgresql+replica"  # the streaming standby of postgresql (tests marked `replica`)
+ALL_BACKENDS = (*BACKENDS, PGBOUNCER, REPLICA)
 SERVER_URLS = {
     "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
     "mysql": os.environ.get("KIT_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
 }
 PGBOUNCER_URL = os.environ.get("KIT_TEST_PGBOUNCER_URL", "postgresql+asyncpg://postgres@127.0.0.1:6432/test")
+REPLICA_URL = os.environ.get("KIT_TEST_REPLICA_URL", "postgresql+asyncpg://postgres@127.0.0.1:5433/test")
+REPLICA_WAIT = 30.0  # seconds for the standby to replay this run's CREATE DATABASE
 # Suites that also run through PgBouncer (paths relative to tests/).
 POOLED_SUITES = ("pkg/database/test_dao_", "pkg/database/query/")
 REQUIRE = True  # an unreachable backend fails (kept for modules that import it)
@@ -131,6 +134,34 @@ def _pgbouncer_backend(pg: Backend | str, run_db: str) -> Backend | str:
     return Backend(PGBOUNCER, url, pg.admin_url, pgbouncer="transaction")
 
 
+def _replica_backend(pg: Backend | str, run_db: str) -> Backend | str:
+    """This run's PostgreSQL database as the standby serves it, once replayed there."""
+    url = make_url(REPLICA_URL).set(database=run_db)
+    where = url.render_as_string(hide_password=True)
+    if isinstance(pg, str):
+        return f"{REPLICA} needs postgresql: {pg}"
+
+    async def replayed() -> None:  # poll the standby's catalog, bounded
+        engine = create_async_engine(make_url(REPLICA_URL), pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.scalar(text("SELECT pg_is_in_recovery()"))) is True, "not a standby"
+                find = text("SELECT 1 FROM pg_database WHERE datname = :name")
+                for _ in range(int(REPLICA_WAIT / 0.05)):  # polling server state, bounded
+                    if (await conn.scalar(find, {"name": run_db})) is not None:
+                        return
+                    await asyncio.sleep(0.05)
+                raise TimeoutError(f"{run_db} not replayed on the standby within {REPLICA_WAIT}s")
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(replayed())
+    except BaseException as exc:
+        return f"{REPLICA} unreachable at {where} (scripts/services.sh builds it): {exc!r}"
+    return Backend(REPLICA, url, pg.admin_url)
+
+
 def _drop_server_db(backend: Backend, run_db: str) -> None:
     assert backend.admin_url is not None
     if backend.name == "postgresql":
@@ -147,10 +178,12 @@ def server_backends() -> Iterator[dict[str, Backend | str]]:
     selected = selected_backends()
     made: dict[str, Backend | str] = {}
     for name in SERVER_URLS:
-        if name in selected or (name == "postgresql" and PGBOUNCER in selected):
+        if name in selected or (name == "postgresql" and {PGBOUNCER, REPLICA} & set(selected)):
             made[name] = _create_server_db(name, run_db)
     if PGBOUNCER in selected:
         made[PGBOUNCER] = _pgbouncer_backend(made["postgresql"], run_db)
+    if REPLICA in selected:
+        made[REPLICA] = _replica_backend(made["postgresql"], run_db)
     yield made
     for name, value in made.items():
         if isinstance(value, Backend) and name in SERVER_URLS:
@@ -190,7 +223,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if any(m.args and m.args[0] == "backend" for m in metafunc.definition.iter_markers("parametrize")):
         return  # the test chose its backends itself
     pooled = _runs_behind_pooler(metafunc)
-    names = [n for n in selected_backends() if n in BACKENDS or pooled]
+    names = [n for n in selected_backends() if n in BACKENDS or (pooled and n == PGBOUNCER)]
     metafunc.parametrize("backend", names, indirect=True)
 
 
@@ -235,6 +268,14 @@ def create_tables(engine: AsyncEngine) -> object:
             await conn.run_sync(metadata.create_all)
 
     return _create
+
+
+@pytest.fixture
+def replica_backend(server_backends: dict[str, Backend | str], tmp_path: Path) -> Backend:
+    """This run's database on the streaming standby (127.0.0.1:5433): read-only, replayed
+    from ``postgresql``. Unreachable: the test fails naming it (unless the run is narrowed)."""
+    resolve_backend("postgresql", server_backends, tmp_path)
+    return resolve_backend(REPLICA, server_backends, tmp_path)
 
 
 @pytest.fixture(params=("postgresql", "mysql"))

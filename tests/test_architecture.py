@@ -19,6 +19,7 @@ PUBLIC_MODULES = (
     "pkg.database.errors",
     "pkg.database.lifecycle",
     "pkg.database.metrics",
+    "pkg.database.routing",
     "pkg.database.testing",
 )
 MAX_MODULE_LINES = 400

@@ -32,6 +32,7 @@ class Kind(enum.Enum):
     LOCK_TIMEOUT = "lock wait timeout"
     LOST = "connection lost"
     CONCURRENT_USE = "connection used by two operations at once"
+    READ_ONLY = "write refused by a read-only server or transaction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, dea
 LOCK_TIMEOUT_SQLSTATES = frozenset({"55P03"})  # lock_not_available: lock_timeout, NOWAIT
 LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})  # admin / crash shutdown, cannot connect now
 LOST_SQLSTATE_CLASS = "08"  # connection exception
+READ_ONLY_SQLSTATES = frozenset({"25006"})  # read_only_sql_transaction (a hot standby, READ ONLY)
 BAD_VALUE_SQLSTATES: dict[str, str] = {
     "22000": "bad value",
     "22001": "string too long",
@@ -96,6 +98,7 @@ MYSQL_CONFLICT = frozenset({1213, 1205})  # deadlock, lock wait timeout
 MYSQL_LOCK_TIMEOUT = frozenset({1205, 3572})  # lock wait timeout (row or metadata), NOWAIT
 MYSQL_BAD_VALUE = frozenset({1264, 1265, 1292, 1366, 1406, 1411})  # range, truncated, bad value, too long
 MYSQL_COMPUTATION = {1365: "division by zero", 1690: "value out of range in an expression"}
+MYSQL_READ_ONLY = frozenset({1290, 1792})  # --read-only server, READ ONLY transaction
 MYSQL_LOST = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 2055})  # shutdown, killed, gone, lost
 
 # -- SQLite result codes (primary code = extended & 0xFF) ---------------------------
@@ -159,6 +162,8 @@ def _session_kind(codes: DriverCodes, text: str) -> Kind | None:
         return Kind.CONFLICT
     if state.startswith(LOST_SQLSTATE_CLASS) or state in LOST_SQLSTATES or codes.mysql in MYSQL_LOST:
         return Kind.LOST
+    if state in READ_ONLY_SQLSTATES or codes.mysql in MYSQL_READ_ONLY:
+        return Kind.READ_ONLY
     if not state and _CONCURRENT_USE_TEXT in text:
         return Kind.CONCURRENT_USE
     return None

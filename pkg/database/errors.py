@@ -12,12 +12,15 @@ Hierarchy::
 
     DatabaseError
     ├── ConfigurationError            bad settings (names the key, never the password)
+    │   └── ReplicaUnavailableError   a replica down at start with DB_READ_REQUIRED=true
     ├── DatabaseNotInitializedError   get_session() before init_async_db()
     ├── QueryError                    the query itself is wrong
     │   ├── UnknownFieldError         unknown field / operator / sort name
     │   ├── UnsafeQueryError          UPDATE/DELETE without WHERE
     │   ├── InvalidCursorError        tampered or foreign keyset cursor
     │   ├── SessionFeatureError       needs a server session of its own (behind PgBouncer)
+    │   ├── ReadOnlySessionError      a write in a read session (or SQLSTATE 25006 on a replica)
+    │   ├── InvalidConsistencyTokenError  a read_after() token that is not one
     │   └── InvalidValueError         the database refused a value sent (type, length, NUL byte)
     ├── NotFoundError                 no row where one was required
     ├── MultipleResultsError          more than one row where one was required
@@ -65,6 +68,7 @@ __all__ = [
     "DriverError",
     "DuplicateKeyError",
     "IntegrityViolationError",
+    "InvalidConsistencyTokenError",
     "InvalidCursorError",
     "InvalidValueError",
     "LockTimeoutError",
@@ -74,6 +78,8 @@ __all__ = [
     "NotFoundError",
     "PoolTimeoutError",
     "QueryError",
+    "ReadOnlySessionError",
+    "ReplicaUnavailableError",
     "SchemaOutOfDateError",
     "SessionFeatureError",
     "StaleDataError",
@@ -129,6 +135,22 @@ class SessionFeatureError(QueryError):
     """A statement that needs a server session of its own (session advisory lock, ``SET``
     without ``LOCAL``, ``LISTEN`` ...), refused on an engine behind a transaction pooler,
     where each transaction may run on another client's server connection."""
+
+
+class ReadOnlySessionError(QueryError):
+    """A write in a read session: an ORM write refused before any SQL, or a statement a
+    read-only server refused (SQLSTATE 25006; MySQL 1290 ``--read-only``, 1792)."""
+
+
+class InvalidConsistencyTokenError(QueryError, ValueError):
+    """A ``read_after()`` token that no ``consistency_token()`` made."""
+
+
+class ReplicaUnavailableError(ConfigurationError):
+    """A configured read replica does not answer at start and ``DB_READ_REQUIRED`` is on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, key="DB_READ_URLS")
 
 
 class InvalidCursorError(QueryError, ValueError):
@@ -261,6 +283,10 @@ def _from_kind(kind: Kind | None, exc: sa_exc.DBAPIError, codes: DriverCodes) ->
         return ConnectionLostError(f"database connection lost: {orig_name}")
     if kind is Kind.CONCURRENT_USE:
         return ConcurrentSessionUseError(_CONCURRENT_USE_MESSAGE)
+    if kind is Kind.READ_ONLY:
+        return ReadOnlySessionError(
+            f"the server is read-only here ({describe(codes)}): a write in a read session"
+        )
     if isinstance(exc, sa_exc.IntegrityError):  # no code at all (e.g. a driver without one)
         return IntegrityViolationError("integrity constraint violated", constraint=_constraint_name(exc.orig))
     if isinstance(exc, sa_exc.DataError) and codes == DriverCodes():

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
 from pkg.database.query.limits import autocommit_reads
+from pkg.database.routing.router import routed
 from pkg.database.utils import behind_pooler
 
 __all__ = [
@@ -222,12 +223,14 @@ class CallSession:
 
     @asynccontextmanager
     async def read(
-        self, session: AsyncSession | None = None, *, autocommit: bool = True
+        self, session: AsyncSession | None = None, *, autocommit: bool = True, primary: bool = False
     ) -> AsyncIterator[AsyncSession]:
         """A session to read with; never COMMITs.
 
         Its own session runs in AUTOCOMMIT where that saves round trips (PostgreSQL):
         the same per-statement snapshot as READ COMMITTED, without BEGIN / ROLLBACK.
+        With replicas configured, its own session is a routed read session
+        (:func:`pkg.database.routing.routed`; ``primary``: never a replica, e.g. FOR UPDATE).
         """
         try:
             if session is not None:
@@ -239,10 +242,11 @@ class CallSession:
                     with _exclusive(s):
                         yield s
                     return
-                bind = s.get_bind()  # behind PgBouncer every statement needs a transaction
-                if autocommit and autocommit_reads(bind.dialect.name) and not behind_pooler(bind):
-                    await s.connection(execution_options=_AUTOCOMMIT)
-                yield s
+                async with routed(s, primary=primary) as s:  # replicas: pkg.database.routing
+                    bind = s.get_bind()  # behind PgBouncer every statement needs a transaction
+                    if autocommit and autocommit_reads(bind.dialect.name) and not behind_pooler(bind):
+                        await s.connection(execution_options=_AUTOCOMMIT)
+                    yield s
         except Exception as exc:
             raise_translated(exc)
             raise

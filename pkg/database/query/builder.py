@@ -199,7 +199,7 @@ class QueryBuilder(Generic[ModelT]):
 
     # -- reads ----------------------------------------------------------------------
     async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
-        async with self.scope.read(session) as s:
+        async with self.scope.read(session, primary=self.lock is not None) as s:  # FOR UPDATE: primary
             return list((await s.scalars(self.statement())).all())
 
     async def first(self, *, session: AsyncSession | None = None) -> ModelT | None:
