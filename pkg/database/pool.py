@@ -59,9 +59,12 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
             self.waiters -= 1
 
     def _observed_get(self, observer: PoolObserver) -> ConnectionPoolEntry:
-        """:meth:`_do_get`, timed, with the observer told (pending +1/-1, wait or timeout)."""
+        """:meth:`_do_get`, timed, with the observer told (wait or timeout; pending +1/-1 only
+        when the request must queue: nothing idle and no overflow left, as QueuePool decides)."""
         self.waiters += 1
-        observer.waiting(1)
+        queued = self._pool.empty() and -1 < self._max_overflow <= self._overflow
+        if queued:
+            observer.waiting(1)
         started = perf_counter()
         try:
             record = super()._do_get()
@@ -71,7 +74,8 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
             raise
         finally:
             self.waiters -= 1
-            observer.waiting(-1)
+            if queued:
+                observer.waiting(-1)
         observer.waited(record, perf_counter() - started)
         return record
 

@@ -13,10 +13,10 @@ Instruments (attribute ``db.client.connection.pool.name`` = the ``engine`` label
 =============================================  ==============================================
 ``db.client.operation.duration`` (s)           histogram; ``db.system.name``,
                                                ``db.operation.name``, ``error.type`` on failure
-``db.client.connection.count``                 up-down counter; ``db.client.connection.state``
-                                               ``idle`` / ``used``
-``db.client.connection.max``                   up-down counter
-``db.client.connection.pending_requests``      up-down counter
+``db.client.connection.count``                 observable up-down counter;
+                                               ``db.client.connection.state`` ``idle`` / ``used``
+``db.client.connection.max``                   observable up-down counter
+``db.client.connection.pending_requests``      observable up-down counter
 ``db.client.connection.timeouts``              counter
 ``db.client.connection.wait_time`` (s)         histogram
 ``db.client.connection.use_time`` (s)          histogram
@@ -40,9 +40,12 @@ for dashboards (every engine, exact pool states), its spans for traces.
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from pkg.database.metrics import events as ev
 from pkg.database.metrics.classify import POOL_TIMEOUT_ERROR
@@ -53,6 +56,8 @@ __all__ = ["METER_NAME", "OTelMetrics", "install_otel", "reset", "reset_otel"]
 METER_NAME = "pkg.database"
 POOL = "db.client.connection.pool.name"
 STATE = "db.client.connection.state"
+COUNT, MAX = "db.client.connection.count", "db.client.connection.max"
+PENDING = "db.client.connection.pending_requests"
 DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]  # semantic conventions
 
 _SECONDS: dict[str, Any] = {"unit": "s", "explicit_bucket_boundaries_advisory": DURATION_BUCKETS}
@@ -72,9 +77,11 @@ class OTelMetrics:
             unit="s",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.count = meter.create_up_down_counter("db.client.connection.count", unit="{connection}")
-        self.max = meter.create_up_down_counter("db.client.connection.max", unit="{connection}")
-        self.pending = meter.create_up_down_counter("db.client.connection.pending_requests", unit="{request}")
+        # Pool states are plain ints here, read by the SDK at collection (observable up-down
+        # counters): a checkout costs two int updates, not two SDK measurements.
+        self._levels: dict[tuple[str, ...], int] = defaultdict(int)  # (name, engine[, state])
+        for name, unit in ((COUNT, "{connection}"), (MAX, "{connection}"), (PENDING, "{request}")):
+            meter.create_observable_up_down_counter(name, callbacks=[self._observer(name)], unit=unit)
         self.timeouts = meter.create_counter("db.client.connection.timeouts", unit="{timeout}")
         self.wait = meter.create_histogram("db.client.connection.wait_time", **_SECONDS)
         self.use = meter.create_histogram("db.client.connection.use_time", **_SECONDS)
@@ -89,19 +96,31 @@ class OTelMetrics:
             ev.ConnectionCreated: self._created,
             ev.ConnectionCheckedOut: self._checked_out,
             ev.ConnectionCheckedIn: self._checked_in,
-            ev.ConnectionClosed: lambda e: self.count.add(-1, self._a(POOL, e.engine, STATE, "idle")),
+            ev.ConnectionClosed: lambda e: self._add(-1, COUNT, e.engine, "idle"),
             ev.ConnectionInvalidated: lambda e: self.invalidations.add(
                 1, self._a(POOL, e.engine, "kit.db.invalidation.reason", e.reason)
             ),
-            ev.PendingRequests: lambda e: self.pending.add(e.delta, self._a(POOL, e.engine)),
+            ev.PendingRequests: lambda e: self._add(e.delta, PENDING, e.engine),
             ev.PoolTimedOut: self._timed_out,
-            ev.PoolCapacity: lambda e: self.max.add(e.delta, self._a(POOL, e.engine)),
+            ev.PoolCapacity: lambda e: self._add(e.delta, MAX, e.engine),
             ev.QueryExecuted: self._query,
             ev.RouteDecided: lambda e: self.routes.add(
                 1, self._a(POOL, e.engine, "kit.db.route.target", e.target)
             ),
             ev.ReplicaLag: lambda e: self.lag.record(e.seconds, self._a(POOL, e.engine)),
         }
+
+    def _add(self, delta: int, *key: str) -> None:
+        self._levels[key] += delta
+
+    def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            for key, value in list(self._levels.items()):
+                if key[0] == name:
+                    attrs = self._a(POOL, key[1], STATE, key[2]) if len(key) == 3 else self._a(POOL, key[1])
+                    yield Observation(value, attrs)
+
+        return observe
 
     def _a(self, *pairs: str) -> dict[str, str]:
         attrs = self._attrs.get(pairs)
@@ -117,16 +136,18 @@ class OTelMetrics:
     def _created(self, e: ev.ConnectionCreated) -> None:
         if not e.adopted:
             self.created.add(1, self._a(POOL, e.engine))
-        self.count.add(1, self._a(POOL, e.engine, STATE, "idle"))
+        self._add(1, COUNT, e.engine, "idle")
 
     def _checked_out(self, e: ev.ConnectionCheckedOut) -> None:
-        self.count.add(-1, self._a(POOL, e.engine, STATE, "idle"))
-        self.count.add(1, self._a(POOL, e.engine, STATE, "used"))
+        levels = self._levels
+        levels[COUNT, e.engine, "idle"] -= 1
+        levels[COUNT, e.engine, "used"] += 1
         self.wait.record(e.wait, self._a(POOL, e.engine))
 
     def _checked_in(self, e: ev.ConnectionCheckedIn) -> None:
-        self.count.add(-1, self._a(POOL, e.engine, STATE, "used"))
-        self.count.add(1, self._a(POOL, e.engine, STATE, "idle"))
+        levels = self._levels
+        levels[COUNT, e.engine, "used"] -= 1
+        levels[COUNT, e.engine, "idle"] += 1
         self.use.record(e.use, self._a(POOL, e.engine))
 
     def _timed_out(self, e: ev.PoolTimedOut) -> None:

@@ -87,6 +87,7 @@ class PrometheusMetrics:
         self.registry = REGISTRY if registry is None else registry
         self._collectors: list[Any] = []
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._pools: dict[str, tuple[Any, Any, Any, Any]] = {}
         self._capacity: dict[str, int] = {}  # engine -> pool capacity of this process
         self.connections = self._gauge("pool_connections", "Open connections by state", ["engine", "state"])
         self.max = self._gauge("pool_max_connections", "Most connections the pool opens", ["engine"])
@@ -152,20 +153,34 @@ class PrometheusMetrics:
         if handler is not None:
             handler(event)
 
+    def _pool_series(self, engine: str) -> tuple[Any, Any, Any, Any]:
+        """idle, used, wait, use children of ``engine``: one lookup on the hot path."""
+        series = self._pools.get(engine)
+        if series is None:
+            series = self._pools[engine] = (
+                self._child(self.connections, engine, "idle"),
+                self._child(self.connections, engine, "used"),
+                self._child(self.wait, engine),
+                self._child(self.use, engine),
+            )
+        return series
+
     def _created(self, e: ev.ConnectionCreated) -> None:
         if not e.adopted:
             self._child(self.created, e.engine).inc()
         self._child(self.connections, e.engine, "idle").inc()
 
     def _checked_out(self, e: ev.ConnectionCheckedOut) -> None:
-        self._child(self.connections, e.engine, "idle").dec()
-        self._child(self.connections, e.engine, "used").inc()
-        self._child(self.wait, e.engine).observe(e.wait)
+        idle, used, wait, _ = self._pool_series(e.engine)
+        idle.dec()
+        used.inc()
+        wait.observe(e.wait)
 
     def _checked_in(self, e: ev.ConnectionCheckedIn) -> None:
-        self._child(self.connections, e.engine, "used").dec()
-        self._child(self.connections, e.engine, "idle").inc()
-        self._child(self.use, e.engine).observe(e.use)
+        idle, used, _, use = self._pool_series(e.engine)
+        used.dec()
+        idle.inc()
+        use.observe(e.use)
 
     def _closed(self, e: ev.ConnectionClosed) -> None:
         self._child(self.connections, e.engine, "idle").dec()
@@ -211,6 +226,7 @@ class PrometheusMetrics:
             self.registry.unregister(metric)
         self._collectors.clear()
         self._children.clear()
+        self._pools.clear()
 
 
 def install_prometheus(registry: CollectorRegistry | None = None) -> PrometheusMetrics:
