@@ -27,6 +27,7 @@ from internal.infra.metrics import setup_metrics, teardown_metrics
 from internal.infra.migrations import current_revision, ensure_schema, stamp
 from internal.models import User
 from internal.web import diagnostics, health, metrics, users
+from internal.web.consistency import ConsistencyMiddleware
 from internal.web.drain import DrainMiddleware, DrainState, install_drain_signals
 from internal.web.errors import install_error_handlers
 from internal.web.options import WebOptions
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.options = None
     app.state.drain = DrainState()
+    app.add_middleware(ConsistencyMiddleware)  # read-your-writes scope per request (replicas)
     app.add_middleware(DrainMiddleware, state=app.state.drain)
     install_error_handlers(app)
     app.include_router(health.router)

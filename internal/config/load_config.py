@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from pkg.database.errors import ConfigurationError
+from pkg.database.routing import ReplicaSpec, parse_read_urls
 
 __all__ = ["Settings", "get_settings", "load_settings", "reset_settings"]
 
@@ -88,6 +89,11 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "APP_ENV": ("app_env", _str),
     "DB_URL": ("db_url", _str),
     "DB_READ_URL": ("db_read_url", _str),
+    "DB_READ_URLS": ("db_read_urls", _str),
+    "DB_READ_REQUIRED": ("db_read_required", _bool),
+    "DB_READ_STICKY": ("db_read_sticky", _float),
+    "DB_REPLICA_MAX_LAG": ("db_replica_max_lag", _float),
+    "DB_REPLICA_PROBE_INTERVAL": ("db_replica_probe_interval", _float),
     "DB_PGBOUNCER": ("db_pgbouncer", _pgbouncer),
     "DB_TYPE": ("db_type", _db_type),
     "DB_HOST": ("db_host", _str),
@@ -135,6 +141,11 @@ class Settings:
     app_env: str = "dev"
     db_url: str | None = None
     db_read_url: str | None = None
+    db_read_urls: str | None = None  # "[name=]url[*weight], ...": read replicas
+    db_read_required: bool = False  # a replica down at start fails init instead of a WARNING
+    db_read_sticky: float = 2.0  # seconds reads stay on the primary after a commit (no LSN)
+    db_replica_max_lag: float = 30.0  # seconds; a replica further behind serves no reads
+    db_replica_probe_interval: float = 5.0  # seconds between replica health probes
     db_pgbouncer: str | None = None  # "transaction": DB_URL / DB_READ_URL go through PgBouncer
     db_type: str = "sqlite"
     db_host: str = "127.0.0.1"
@@ -177,7 +188,10 @@ class Settings:
                 f"DB_POOL_SIZE must be at least 1, got {self.db_pool_size}", key="DB_POOL_SIZE"
             )
         _ = self.database_url  # validate eagerly: bad config fails at load, not at first use
-        _ = self.read_database_url
+        _ = self.read_replicas
+        for key in ("db_read_sticky", "db_replica_max_lag", "db_replica_probe_interval"):
+            if getattr(self, key) < 0:
+                raise ConfigurationError(f"{key.upper()} must be >= 0", key=key.upper())
         if self.db_pgbouncer and self.database_url.get_backend_name() != "postgresql":
             raise ConfigurationError("DB_PGBOUNCER applies to PostgreSQL only", key="DB_PGBOUNCER")
         _ = self.direct_database_url
@@ -193,6 +207,23 @@ class Settings:
     def read_database_url(self) -> URL | None:
         """The replica URL from ``DB_READ_URL``, or None."""
         return _parse_url("DB_READ_URL", self.db_read_url) if self.db_read_url else None
+
+    @property
+    def read_replicas(self) -> list[ReplicaSpec]:
+        """``DB_READ_URL`` (one replica) then the ``DB_READ_URLS`` entries, async drivers picked."""
+        specs = [ReplicaSpec(self.read_database_url)] if self.read_database_url else []
+        for spec in parse_read_urls(self.db_read_urls or ""):
+            url = _parse_url("DB_READ_URLS", make_url(spec.url).render_as_string(hide_password=False))
+            specs.append(ReplicaSpec(url, spec.weight, spec.name))
+        return specs
+
+    def routing_options(self) -> dict[str, float]:
+        """Keyword arguments of the replica router (``Database(routing=...)``)."""
+        return {
+            "max_lag": self.db_replica_max_lag,
+            "probe_interval": self.db_replica_probe_interval,
+            "sticky_seconds": self.db_read_sticky,
+        }
 
     @property
     def direct_database_url(self) -> URL | None:
@@ -223,6 +254,8 @@ class Settings:
                 value = "***"
             elif f.name in _URL_ATTRS and value:
                 value = _mask(value)
+            elif f.name == "db_read_urls" and value:
+                value = _mask_replicas(value)
             out[f.name] = value
         return out
 
@@ -231,6 +264,14 @@ class Settings:
         return f"Settings({inner})"
 
     __str__ = __repr__
+
+
+def _mask_replicas(raw: str) -> str:
+    try:
+        specs = parse_read_urls(raw)
+    except ConfigurationError:
+        return "<unparsable url list>"
+    return ", ".join(f"{s.name + '=' if s.name else ''}{_mask(str(s.url))}*{s.weight:g}" for s in specs)
 
 
 def _mask(raw: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from internal.config.load_config import Settings, get_settings
 from pkg.database import CloseReport, Database, mask_url
-from pkg.database.errors import DatabaseNotInitializedError
+from pkg.database.errors import DatabaseNotInitializedError, ReplicaUnavailableError
 from pkg.database.lifecycle import configure_leak_tracking, set_shutdown_timeout, set_signal_handling
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "get_session",
     "init_async_db",
     "pool_status",
+    "refresh_replicas",
     "reset_async_db",
 ]
 
@@ -44,7 +45,8 @@ _lock = threading.Lock()
 def _build(settings: Settings) -> Database:
     return Database(
         settings.database_url,
-        read_url=settings.read_database_url,
+        read_urls=settings.read_replicas,
+        routing=settings.routing_options(),
         **settings.engine_options(),
     )
 
@@ -65,12 +67,25 @@ async def init_async_db(settings: Settings | None = None, *, handle_signals: boo
     """
     global _db, _settings
     with _lock:  # no await inside: concurrent callers on one loop cannot interleave
+        built = _db is None
         if _db is None:
             _settings = settings or get_settings()
             _apply_runtime_settings(_settings, handle_signals)
             _db = _build(_settings)
             logger.info("database initialised: %s", mask_url(_settings.database_url))
-        return _db
+        db = _db
+    if built and _settings is not None and db.replicas:
+        await _check_replicas(db, _settings)
+    return db
+
+
+async def _check_replicas(db: Database, settings: Settings) -> None:
+    """Probe the replicas once at start: down is a WARNING, or an error with DB_READ_REQUIRED."""
+    try:
+        await db.check_replicas(required=settings.db_read_required)
+    except ReplicaUnavailableError:
+        await close_async_db()
+        raise
 
 
 def get_database() -> Database:
@@ -96,7 +111,9 @@ async def get_session(autoflush: bool = True) -> AsyncIterator[AsyncSession]:
 
 @asynccontextmanager
 async def get_read_session(autoflush: bool = True) -> AsyncIterator[AsyncSession]:
-    """A session on ``DB_READ_URL`` when set, else on the primary."""
+    """A read session: on a replica (``DB_READ_URL`` / ``DB_READ_URLS``) chosen by weight,
+    health and read-your-writes, read-only, one engine for its life; without replicas a
+    plain session on the primary."""
     async with get_database().read_session(autoflush=autoflush) as session:
         yield session
 
@@ -129,6 +146,11 @@ def reset_async_db() -> None:
         db.release()
 
 
+async def refresh_replicas() -> None:
+    """Probe the replicas now if the last probe is older than ``DB_REPLICA_PROBE_INTERVAL``."""
+    await get_database().check_replicas(due_only=True)
+
+
 def pool_status() -> dict[str, Any]:
-    """Pool counters of the primary (and ``read`` replica) engine."""
+    """Pool counters of the primary; with replicas also ``engines``: each with state and lag."""
     return get_database().pool_status()

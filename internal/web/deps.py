@@ -18,15 +18,22 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from internal.dao.user import UserDao
-from internal.infra.database import get_session
+from internal.infra.database import get_read_session, get_session
 from pkg.database import transaction
 
-__all__ = ["SessionDep", "UserDaoDep", "get_user_dao", "request_session"]
+__all__ = ["ReadSessionDep", "SessionDep", "UserDaoDep", "get_user_dao", "read_session", "request_session"]
 
 
 async def request_session() -> AsyncIterator[AsyncSession]:
     """One transaction per request; DAO calls in the request join it."""
     async with transaction(get_session) as session:
+        yield session
+
+
+async def read_session() -> AsyncIterator[AsyncSession]:
+    """One read session per read-only request: a replica when configured (one for the whole
+    request; the primary while this request's ``X-Read-After`` token is not replayed)."""
+    async with get_read_session() as session:
         yield session
 
 
@@ -39,3 +46,4 @@ def get_user_dao() -> UserDao:
 # scope="function": the COMMIT runs before the response is sent, so its errors reach the client.
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 UserDaoDep = Annotated[UserDao, Depends(get_user_dao)]
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]

@@ -22,6 +22,7 @@ from pkg.database.errors import (
     NotFoundError,
     PoolTimeoutError,
     QueryError,
+    ReadOnlySessionError,
     StaleDataError,
     TransientDatabaseError,
     UnknownFieldError,
@@ -46,6 +47,7 @@ _TABLE: tuple[tuple[type[DatabaseError], int, str], ...] = (
     (StaleDataError, 409, "stale"),
     (UnknownFieldError, 422, "unknown_field"),
     (InvalidCursorError, 422, "invalid_cursor"),
+    (ReadOnlySessionError, 500, "read_only_session"),  # a write in a read session: a bug
     (QueryError, 422, "invalid_query"),
     (PoolTimeoutError, 503, "pool_timeout"),
     (TransientDatabaseError, 503, "unavailable"),

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from internal.infra.database import get_engine, get_session, pool_status
+from internal.infra.database import get_engine, get_session, pool_status, refresh_replicas
 from internal.infra.migrations import schema_status
 from internal.web.schemas import DbHealthOut, HealthOut, SchemaOut
 from pkg.database.errors import DatabaseError
@@ -70,6 +70,7 @@ async def health() -> HealthOut:
 async def health_db() -> Any:
     try:
         latency = await ping_database()
+        await refresh_replicas()  # pool.engines: each replica's state and lag, fresh
         schema = await check_schema()
     except (DatabaseError, SQLAlchemyError, OSError, TimeoutError) as exc:
         logger.warning("database health check failed: %s", type(exc).__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from internal.web.deps import SessionDep, UserDaoDep
+from internal.web.deps import ReadSessionDep, SessionDep, UserDaoDep
 from internal.web.schemas import ErrorOut, UserCreate, UserCursorPage, UserOut, UserPage, UserUpdate
 from pkg.database.errors import NotFoundError, UnknownFieldError
 
@@ -64,7 +64,7 @@ async def create_user(body: UserCreate, session: SessionDep, users: UserDaoDep) 
 
 
 @router.get("/{user_id}", response_model=UserOut, summary="Get a live user")
-async def get_user(user_id: int, session: SessionDep, users: UserDaoDep) -> UserOut:
+async def get_user(user_id: int, session: ReadSessionDep, users: UserDaoDep) -> UserOut:
     return UserOut.model_validate(await users.get_or_raise(user_id, session=session))
 
 
@@ -84,7 +84,7 @@ async def delete_user(user_id: int, session: SessionDep, users: UserDaoDep) -> R
 
 @router.get("", response_model=UserPage | UserCursorPage, summary="List users (offset or keyset)")
 async def list_users(
-    session: SessionDep,
+    session: ReadSessionDep,
     users: UserDaoDep,
     page: int = Query(1, ge=1),
     size: int = Query(20, ge=1, le=200),

@@ -99,10 +99,15 @@ class Database:
             return managed_session(self.session_maker, autoflush=autoflush)
         return managed_session(self.router.session, autoflush=autoflush)
 
-    async def check_replicas(self, *, required: bool = False) -> None:
+    async def check_replicas(self, *, required: bool = False, due_only: bool = False) -> None:
         """Probe the replicas now (at start): one down is a WARNING (reads use the primary),
-        or with ``required`` a :class:`~pkg.database.errors.ReplicaUnavailableError`."""
-        if self.router is not None:
+        or with ``required`` a :class:`~pkg.database.errors.ReplicaUnavailableError`.
+        ``due_only``: only if the last probe is older than the probe interval (health checks)."""
+        if self.router is None:
+            return
+        if due_only:
+            await self.router.probe()
+        else:
             await self.router.check(required=required)
 
     def engines(self) -> list[AsyncEngine]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from internal.config.load_config import Settings
 from internal.infra import database as infra
 from pkg.database.errors import DatabaseNotInitializedError, PoolTimeoutError
+from pkg.database.routing import consistency_scope
 from tests.conftest import Backend
 
 
@@ -136,8 +137,12 @@ async def test_read_session_uses_read_url(tmp_path: Path) -> None:
             await session.execute(text("CREATE TABLE marker (name TEXT)"))
             await session.execute(text("INSERT INTO marker VALUES ('primary')"))
             await session.commit()
-        async with infra.get_read_session() as session:
+        async with infra.get_read_session() as session:  # read-your-writes: the primary
             tables = (await session.execute(text("SELECT name FROM sqlite_master"))).scalars().all()
+        assert "marker" in tables  # no WAL position on SQLite: the sticky window after a commit
+        with consistency_scope():  # another context (request, task): the replica
+            async with infra.get_read_session() as session:
+                tables = (await session.execute(text("SELECT name FROM sqlite_master"))).scalars().all()
         assert "marker" not in tables  # the replica is a different database
         assert "read" in infra.pool_status()
     finally:

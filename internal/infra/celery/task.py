@@ -28,6 +28,7 @@ from internal.infra.celery.loop import run
 from internal.infra.database import get_session
 from pkg.database import transaction
 from pkg.database.errors import IntegrityViolationError, PoolTimeoutError, TransientDatabaseError
+from pkg.database.routing import consistency_scope
 
 __all__ = ["RETRY_DEFAULTS", "db_task", "in_transaction"]
 
@@ -48,9 +49,14 @@ RETRY_DEFAULTS: dict[str, Any] = {
 
 
 async def in_transaction(fn: TaskFn, *args: Any, **kwargs: Any) -> Any:
-    """``await fn(session, *args, **kwargs)`` in one transaction (commit or rollback)."""
-    async with transaction(get_session) as session:
-        return await fn(session, *args, **kwargs)
+    """``await fn(session, *args, **kwargs)`` in one transaction (commit or rollback).
+
+    Each run has its own consistency scope: reads after its commit see it (read replicas),
+    and nothing of an earlier task's writes holds its reads on the primary.
+    """
+    with consistency_scope():
+        async with transaction(get_session) as session:
+            return await fn(session, *args, **kwargs)
 
 
 def db_task(app: Celery | None = None, **options: Any) -> Callable[[TaskFn], Task]:

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from sqlalchemy.engine import URL, make_url
 
 from pkg.database.errors import ConfigurationError
-from pkg.database.utils import mask_url
 
 __all__ = ["ReplicaSpec", "normalize_replicas", "parse_read_urls"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _NAMED = re.compile(r"^([A-Za-z0-9_.:-]{1,64})=(?=[A-Za-z][\w+.-]*://)")
-_WEIGHT = re.compile(r"\*\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+_WEIGHT = re.compile(r"\*([^*/@?]*)$")  # a trailing "*..." is always read as the weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +57,15 @@ def _entry(raw: str, key: str) -> ReplicaSpec:
         name, text = named.group(1), text[named.end() :]
     weighted = _WEIGHT.search(text)
     if weighted:
-        weight, text = float(weighted.group(1)), text[: weighted.start()].strip()
+        try:
+            weight = float(weighted.group(1))
+        except ValueError:
+            raise ConfigurationError(f"{key}: weight must be a number > 0 after '*'", key=key) from None
+        text = text[: weighted.start()].strip()
     try:
         url = make_url(text)
     except Exception as exc:  # sqlalchemy ArgumentError / ValueError: say which entry, masked
-        raise ConfigurationError(f"{key}: not a database URL: {mask_url(text)!r}", key=key) from exc
+        raise ConfigurationError(f"{key}: an entry is not a database URL", key=key) from exc
     try:
         return ReplicaSpec(url, weight, name)
     except ConfigurationError as exc:
