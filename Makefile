@@ -41,6 +41,7 @@ worker: $(STAMP)
 	$(BIN)/python scripts/run_celery_worker.py
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run
 
 clean:

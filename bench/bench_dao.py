@@ -1,9 +1,18 @@
-"""DAO vs hand-written SQLAlchemy ORM / Core vs the raw driver, on each backend, in one run.
+"""The kit as shipped vs plain SQLAlchemy ORM vs Tortoise ORM vs the raw driver, in one run.
 
-    .venv/bin/python -m bench.bench_dao [--backends sqlite,postgresql,mysql] [--ops 1000]
+    .venv/bin/python -m bench.bench_dao [--backends postgresql,mysql,sqlite] [--ops 100] [--rounds 9]
 
-Prints ops/s per approach and the ratios the issue targets (DAO/ORM, DAO/Core, DAO/raw),
-plus bulk insert (20k rows), 50 tasks over a pool of 10, and offset vs keyset at row 50k.
+Approaches (same table, data, pool of 10, interleaved rounds):
+
+* ``raw``: the driver's own pool (asyncpg / aiomysql; one aiosqlite connection);
+* ``orm``: hand-written SQLAlchemy ORM on ``create_async_engine`` with SQLAlchemy's defaults;
+* ``tortoise``: Tortoise ORM (``pip install -e '.[bench]'``);
+* ``kit``: ``BaseDao`` on ``new_async_engine(url, pool_size=10, max_overflow=0)``, nothing
+  else overridden: pre-ping, slow-query events, leak tracking and cleanup as shipped.
+
+Per workload: the median over rounds of ops/s and of client CPU per op
+(``time.process_time``); then a counting pass through a loopback proxy (``bench/wire.py``)
+gives the statements and round trips each approach sends per op (servers only).
 Each backend uses its own ``kit_bench`` database (recreated).
 """
 
@@ -13,28 +22,21 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from bench import tortoise_app as tt
 from bench.raw import connect_raw
-from bench.workloads import (
-    RAW_INSERT,
-    WORKLOADS,
-    Ctx,
-    Op,
-    T,
-    get_core,
-    get_dao,
-    get_orm,
-    get_raw,
-    raw_args,
-    row,
-)
+from bench.wire import CountingProxy
+from bench.workloads import APPROACHES, GETS, RAW_INSERT, WORKLOADS, Ctx, Op, T, raw_args, row
 from internal.dao.user import UserDao
 from internal.models.user import User
 from pkg.database import new_async_engine, new_async_session_maker
@@ -44,10 +46,22 @@ SERVERS = {
     "mysql": os.environ.get("KIT_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
     "sqlite": "sqlite+aiosqlite:////tmp/kit_bench_dao.db",
 }
-APPROACHES = ("raw", "core", "orm", "dao")
-BULK_ROWS = 20_000
+BULK_ROWS = 10_000
 POOL = 10
-Result = dict[str, dict[str, float]]
+COUNT_OPS = 20
+
+
+@dataclass
+class Stat:
+    """Median ops/s and client CPU microseconds per op; statements / round trips per op."""
+
+    ops: float
+    cpu_us: float
+    statements: float | None = None
+    round_trips: float | None = None
+
+
+Result = dict[str, dict[str, Stat]]
 
 
 async def bench_url(backend: str) -> str:
@@ -66,62 +80,93 @@ async def bench_url(backend: str) -> str:
     return url.set(database="kit_bench").render_as_string(hide_password=False)
 
 
-async def timed(ctx: Ctx, op: Op, n: int, start: int = 0) -> float:
-    began = time.perf_counter()
-    for i in range(start, start + n):
-        await op(ctx, i)
-    return n / (time.perf_counter() - began)
+async def build(url: str, backend: str) -> Ctx:
+    """Every approach's client on ``url`` (Tortoise is global: started here too)."""
+    kit = new_async_engine(url, pool_size=POOL, max_overflow=0)  # the kit's defaults
+    plain = create_async_engine(url, pool_size=POOL, max_overflow=0)  # SQLAlchemy's defaults
+    maker = async_sessionmaker(plain, expire_on_commit=False)
+    raw = await connect_raw(url, POOL)
+    await tt.start(url, POOL)
+    return Ctx(kit, maker, UserDao(session_provider=new_async_session_maker(kit)), raw, backend)
 
 
-async def run_workload(ctx: Ctx, ops: dict[str, Op], n: int, rounds: int) -> dict[str, float]:
-    """Best ops/s of ``rounds`` interleaved rounds per approach (after a warm-up)."""
-    best = dict.fromkeys(ops, 0.0)
-    for op in ops.values():
-        await timed(ctx, op, min(50, n), start=rounds * n)
-    for r in range(rounds):
-        order = list(ops) if r % 2 == 0 else list(reversed(ops))
-        for name in order:
-            best[name] = max(best[name], await timed(ctx, ops[name], n, start=r * n))
-    return best
+async def close(ctx: Ctx) -> None:
+    await tt.stop()
+    await ctx.raw.close()
+    await ctx.engine.dispose()
+    bind = ctx.maker.kw["bind"]
+    await bind.dispose()
 
 
-async def bulk(ctx: Ctx, rounds: int) -> dict[str, float]:
-    async def raw(tag: str) -> None:
-        await ctx.raw.executemany(RAW_INSERT, [raw_args(ctx, row(tag, i)) for i in range(BULK_ROWS)])
+Timed = Callable[[int], Awaitable[int]]  # runs one batch starting at op index i, returns ops done
 
-    async def core(tag: str) -> None:
-        async with ctx.engine.begin() as conn:
-            await conn.execute(insert(T), [row(tag, i) for i in range(BULK_ROWS)])
 
-    async def orm(tag: str) -> None:
+async def rounds(fns: dict[str, Timed], rounds_: int) -> dict[str, Stat]:
+    """Interleaved rounds (order alternating), after one warm-up; medians per approach."""
+    for fn in fns.values():
+        await fn(rounds_)
+    speed: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(rounds_):
+        for name in list(fns) if r % 2 == 0 else list(reversed(fns)):
+            began, cpu0 = time.perf_counter(), time.process_time()
+            done = await fns[name](r)
+            wall, used = time.perf_counter() - began, time.process_time() - cpu0
+            speed[name].append(done / wall)
+            cpu[name].append(used / done * 1e6)
+    return {k: Stat(statistics.median(speed[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def sequential(ctx: Ctx, op: Op, n: int) -> Timed:
+    async def batch(r: int) -> int:
+        for i in range(r * n, r * n + n):
+            await op(ctx, i)
+        return n
+
+    return batch
+
+
+def tasks50(ctx: Ctx, op: Op, per_task: int) -> Timed:
+    async def batch(r: int) -> int:
+        async def one(t: int) -> None:
+            base = (r * 50 + t) * per_task
+            for i in range(base, base + per_task):
+                await op(ctx, i)
+
+        await asyncio.gather(*(one(t) for t in range(50)))
+        return 50 * per_task
+
+    return batch
+
+
+def bulk_fns(ctx: Ctx) -> dict[str, Timed]:
+    """10k rows in one transaction each way: executemany, ORM insert(), bulk_create, create_many."""
+
+    def rows(tag: str) -> list[dict[str, Any]]:
+        return [row(tag, i) for i in range(BULK_ROWS)]
+
+    async def raw(r: int) -> int:
+        await ctx.raw.executemany(RAW_INSERT, [raw_args(ctx, x) for x in rows(f"b{r}r")])
+        return BULK_ROWS
+
+    async def orm(r: int) -> int:
         async with ctx.maker() as s:
-            await s.execute(insert(User), [row(tag, i) for i in range(BULK_ROWS)])
+            await s.execute(insert(User), rows(f"b{r}o"))
             await s.commit()
+        return BULK_ROWS
 
-    async def dao(tag: str) -> None:
-        await ctx.dao.create_many(row(tag, i) for i in range(BULK_ROWS))
+    async def tortoise(r: int) -> int:
+        await tt.bulk(rows(f"b{r}t"))
+        return BULK_ROWS
 
-    fns = {"raw": raw, "core": core, "orm": orm, "dao": dao}
-    best = dict.fromkeys(fns, 0.0)
-    for r in range(rounds):
-        for name, fn in fns.items():
-            began = time.perf_counter()
-            await fn(f"b{r}{name}")
-            best[name] = max(best[name], BULK_ROWS / (time.perf_counter() - began))
-    return best
+    async def kit(r: int) -> int:
+        return await ctx.dao.create_many(rows(f"b{r}k"))
+
+    return {"raw": raw, "orm": orm, "tortoise": tortoise, "kit": kit}
 
 
-async def concurrent(ctx: Ctx, per_task: int) -> dict[str, float]:
-    ops = {"raw": get_raw, "core": get_core, "orm": get_orm, "dao": get_dao}
-    out = {}
-    for name, op in ops.items():
-        began = time.perf_counter()
-        await asyncio.gather(*(timed(ctx, op, per_task, start=t * per_task) for t in range(50)))
-        out[name] = 50 * per_task / (time.perf_counter() - began)
-    return out
-
-
-async def deep_pages(ctx: Ctx, n: int) -> dict[str, float]:
+async def deep_pages(ctx: Ctx, n: int, rounds_: int) -> dict[str, Stat]:
+    """A page of 50 at row 50,000: OFFSET vs keyset cursor, through the kit and raw."""
     query = ctx.dao.query().order_by("id")
     async with ctx.engine.connect() as conn:
         at = (await conn.execute(select(T.c.id).order_by(T.c.id).offset(49_999).limit(1))).scalar_one()
@@ -141,20 +186,8 @@ async def deep_pages(ctx: Ctx, n: int) -> dict[str, float]:
     async def raw_keyset(c: Ctx, i: int) -> None:
         await c.raw.fetch("SELECT id, username FROM users WHERE id > ? ORDER BY id LIMIT 50", at)
 
-    fns = {"offset": offset, "keyset": keyset, "raw_offset": raw_offset, "raw_keyset": raw_keyset}
-    return await run_workload(ctx, fns, n, 4)
-
-
-async def prepare(backend: str) -> Ctx:
-    url = await bench_url(backend)
-    engine = new_async_engine(
-        url, pool_size=POOL, max_overflow=0, pool_pre_ping=False, slow_query_threshold=None
-    )
-    async with engine.begin() as conn:
-        await conn.run_sync(User.metadata.create_all)
-    maker = new_async_session_maker(engine)
-    raw = await connect_raw(url, POOL)
-    return Ctx(engine, maker, UserDao(session_provider=maker), raw, backend)
+    ops = {"kit offset": offset, "kit keyset": keyset, "raw offset": raw_offset, "raw keyset": raw_keyset}
+    return await rounds({k: sequential(ctx, op, n) for k, op in ops.items()}, rounds_)
 
 
 SEED_ROWS = 60_000
@@ -175,57 +208,114 @@ async def reseed(ctx: Ctx) -> None:
 async def spare_ids(ctx: Ctx, n: int) -> None:
     for name in APPROACHES:
         await ctx.dao.create_many(row(f"x{name}", i) for i in range(n))
-        rows = await ctx.dao.query().filter(username__startswith=f"x{name}").dicts()
+        rows = await ctx.dao.query().filter(username__startswith=f"x{name}").order_by("id").dicts()
         ctx.spare[name] = [r["id"] for r in rows]
 
 
-async def bench_backend(backend: str, ops: int, rounds: int) -> Result:
-    ctx = await prepare(backend)
+async def count_statements(url: str, seeded: Ctx, first: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """Statements and round trips per op of each approach, through a counting proxy."""
+    u = make_url(url)
+    counted: dict[str, dict[str, tuple[float, float]]] = {}
+    async with CountingProxy(u.host or "127.0.0.1", u.port or 0, seeded.backend) as proxy:
+        proxied = u.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        ctx = await build(proxied, seeded.backend)
+        ctx.ids, ctx.spare = seeded.ids, seeded.spare
+        try:
+            for name, fns in WORKLOADS.items():
+                for approach, op in fns.items():
+                    await op(ctx, first)  # connections open, statements prepared
+                    proxy.counts.reset()
+                    for i in range(first + 1, first + 1 + COUNT_OPS):
+                        await op(ctx, i)
+                    c = proxy.counts
+                    counted.setdefault(name, {})[approach] = (
+                        c.statements / COUNT_OPS,
+                        c.round_trips / COUNT_OPS,
+                    )
+        finally:
+            await close(ctx)
+    return counted
+
+
+async def bench_backend(backend: str, ops: int, rounds_: int) -> Result:
+    url = await bench_url(backend)
+    ctx = await build(url, backend)
+    async with ctx.engine.begin() as conn:
+        await conn.run_sync(User.metadata.create_all)
     results: Result = {}
     try:
-        results["bulk insert 20k rows (rows/s)"] = await bulk(ctx, min(rounds, 3))
+        results["bulk insert 10k (rows/s)"] = await rounds(bulk_fns(ctx), min(rounds_, 5))
         await reseed(ctx)
-        await spare_ids(ctx, ops * rounds + 100)
+        await spare_ids(ctx, ops * (rounds_ + 1) + COUNT_OPS + 10)
         for name, fns in WORKLOADS.items():
-            n = max(ops // 4, 10) if "page" in name or "dicts" in name else ops
-            results[name] = await run_workload(ctx, fns, n, rounds)
-        results["50 tasks / pool of 10 (get by PK)"] = await concurrent(ctx, max(ops // 50, 10))
-        results["deep page at row 50k"] = await deep_pages(ctx, max(ops // 5, 20))
+            n = max(ops // 4, 10) if "page" in name else ops
+            results[name] = await rounds({k: sequential(ctx, op, n) for k, op in fns.items()}, rounds_)
+        per_task = max(ops // 50, 4)
+        results["get by PK, 50 tasks, pool 10"] = await rounds(
+            {k: tasks50(ctx, op, per_task) for k, op in GETS.items()}, rounds_
+        )
+        results["page at row 50k"] = await deep_pages(ctx, max(ops // 5, 20), rounds_)
     finally:
-        await ctx.raw.close()
-        await ctx.engine.dispose()
+        await close(ctx)
+    if backend != "sqlite":
+        first = ops * (rounds_ + 1)
+        for name, per in (await count_statements(url, ctx, first)).items():
+            for approach, (stmts, trips) in per.items():
+                results[name][approach].statements = stmts
+                results[name][approach].round_trips = trips
     return results
 
 
 def report(backend: str, results: Result) -> str:
+    head = " | ".join(APPROACHES)
     lines = [
         f"\n### {backend}\n",
-        "| workload | raw | core | orm | dao | dao/orm | dao/core | dao/raw |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"ops/s (bulk: rows/s), ratio to raw in brackets:\n\n| workload | {head} | kit/orm | kit/tortoise |",
+        "|---|" + "---:|" * (len(APPROACHES) + 2),
     ]
+    deep = results.pop("page at row 50k")
     for name, r in results.items():
-        if "offset" in r:
-            ratio, raw_ratio = r["keyset"] / r["offset"], r["raw_keyset"] / r["raw_offset"]
-            lines.append(
-                f"| {name} | offset {r['raw_offset']:.0f} / keyset {r['raw_keyset']:.0f} "
-                f"({raw_ratio:.1f}x) | | | offset {r['offset']:.0f} / keyset "
-                f"{r['keyset']:.0f} | keyset/offset {ratio:.1f}x | | |"
-            )
-            continue
-        d = r["dao"]
-        lines.append(
-            f"| {name} | {r['raw']:.0f} | {r['core']:.0f} | {r['orm']:.0f} | {d:.0f} | "
-            f"{d / r['orm']:.2f} | {d / r['core']:.2f} | {d / r['raw']:.2f} |"
-        )
+        raw = r["raw"].ops
+        cells = " | ".join(f"{r[a].ops:,.0f} ({r[a].ops / raw:.2f})" for a in APPROACHES)
+        kit = r["kit"].ops
+        lines.append(f"| {name} | {cells} | {kit / r['orm'].ops:.2f} | {kit / r['tortoise'].ops:.2f} |")
+    lines += ["", f"client CPU us per op:\n\n| workload | {head} |", "|---|" + "---:|" * len(APPROACHES)]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[a].cpu_us:,.0f}" for a in APPROACHES) + " |")
+    if any(r["kit"].statements is not None for r in results.values()):
+        lines += [
+            "",
+            f"statements / round trips per op (wire count):\n\n| workload | {head} |",
+            "|---|" + "---:|" * len(APPROACHES),
+        ]
+        for name, r in results.items():
+            if r["kit"].statements is not None:
+                cells = " | ".join(f"{r[a].statements:g} / {r[a].round_trips:g}" for a in APPROACHES)
+                lines.append(f"| {name} | {cells} |")
+    ko, kk = deep["kit offset"].ops, deep["kit keyset"].ops
+    ro, rk = deep["raw offset"].ops, deep["raw keyset"].ops
+    lines += [
+        "",
+        f"page of 50 at row 50,000 (pages/s): kit offset {ko:,.0f} / keyset {kk:,.0f} = "
+        f"**{kk / ko:.1f}x**; raw offset {ro:,.0f} / keyset {rk:,.0f} = {rk / ro:.1f}x",
+    ]
+    bulk = results["bulk insert 10k (rows/s)"]
+    lines.append(f"create_many / raw executemany: **{bulk['kit'].ops / bulk['raw'].ops:.2f}x**")
     return "\n".join(lines)
 
 
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="postgresql,mysql,sqlite")
-    parser.add_argument("--ops", type=int, default=150, help="operations per approach per round")
-    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds; best is kept")
+    parser.add_argument("--ops", type=int, default=100, help="operations per approach per round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds; medians reported")
+    parser.add_argument("--only", default="", help="comma list of workloads to run (default: all)")
     args = parser.parse_args(argv)
+    if args.only:
+        keep = set(args.only.split(","))
+        for name in list(WORKLOADS):
+            if name not in keep:
+                del WORKLOADS[name]
     for backend in args.backends.split(","):
         results = await bench_backend(backend, args.ops, args.rounds)
         print(report(backend, results), flush=True)

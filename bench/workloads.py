@@ -1,7 +1,10 @@
-"""The benchmark workloads: each one as raw driver, Core, ORM and DAO code, side by side.
+"""The benchmark workloads: each one as raw driver, plain SQLAlchemy ORM, Tortoise ORM and the
+kit's DAO, side by side.
 
 Each function takes the shared context and the op index and does ONE operation the way a
-request handler would (own connection / session, own transaction).
+request handler would (own connection / session, own transaction). ``orm`` runs on a plain
+``create_async_engine`` (SQLAlchemy's defaults), ``kit`` on ``new_async_engine`` with the
+kit's defaults (pre-ping, slow-query events, leak tracking, cleanup); both pools hold 10.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, true, update
+from sqlalchemy import delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bench import tortoise_app as tt
 from bench.raw import Raw
 from internal.dao.user import UserDao
 from internal.models.user import User
@@ -20,15 +24,16 @@ from pkg.database import utcnow
 
 T = User.__table__
 COLUMNS = "username, email, is_active, profile, created_at, updated_at, version"
+APPROACHES = ("raw", "orm", "tortoise", "kit")
 
 
 @dataclass
 class Ctx:
     """Everything a workload needs; ``ids`` are live primary keys to read."""
 
-    engine: AsyncEngine
-    maker: async_sessionmaker[AsyncSession]
-    dao: UserDao
+    engine: AsyncEngine  # the kit's engine (kit defaults)
+    maker: async_sessionmaker[AsyncSession]  # plain ORM sessions on a default SQLAlchemy engine
+    dao: UserDao  # on the kit's engine
     raw: Raw
     backend: str
     ids: list[int] = field(default_factory=list)
@@ -65,18 +70,17 @@ async def insert_raw(ctx: Ctx, i: int) -> None:
     await ctx.raw.execute(RAW_INSERT, *raw_args(ctx, row("r", i)))
 
 
-async def insert_core(ctx: Ctx, i: int) -> None:
-    async with ctx.engine.begin() as conn:
-        await conn.execute(insert(T), row("c", i))
-
-
 async def insert_orm(ctx: Ctx, i: int) -> None:
     async with ctx.maker() as s:
         s.add(User(**row("o", i)))
         await s.commit()
 
 
-async def insert_dao(ctx: Ctx, i: int) -> None:
+async def insert_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.insert(row("t", i))
+
+
+async def insert_kit(ctx: Ctx, i: int) -> None:
     await ctx.dao.create(**row("d", i))
 
 
@@ -89,17 +93,16 @@ async def get_raw(ctx: Ctx, i: int) -> None:
     await ctx.raw.fetch(f"SELECT id, {COLUMNS} FROM users WHERE id = ?", pick(ctx, i))
 
 
-async def get_core(ctx: Ctx, i: int) -> None:
-    async with ctx.engine.connect() as conn:
-        (await conn.execute(select(T).where(T.c.id == pick(ctx, i)))).first()
-
-
 async def get_orm(ctx: Ctx, i: int) -> None:
     async with ctx.maker() as s:
         await s.get(User, pick(ctx, i))
 
 
-async def get_dao(ctx: Ctx, i: int) -> None:
+async def get_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.get(pick(ctx, i))
+
+
+async def get_kit(ctx: Ctx, i: int) -> None:
     await ctx.dao.get(pick(ctx, i))
 
 
@@ -114,17 +117,6 @@ async def page_raw(ctx: Ctx, i: int) -> None:
     )
 
 
-def _page_where() -> Any:
-    return (T.c.is_active == true(), T.c.deleted_at.is_(None))
-
-
-async def page_core(ctx: Ctx, i: int) -> None:
-    async with ctx.engine.connect() as conn:
-        await conn.scalar(select(func.count()).select_from(T).where(*_page_where()))
-        stmt = select(T).where(*_page_where()).order_by(T.c.created_at.desc(), T.c.id)
-        (await conn.execute(stmt.limit(50).offset((i % 20) * 50))).all()
-
-
 async def page_orm(ctx: Ctx, i: int) -> None:
     where = (User.is_active == true(), User.deleted_at.is_(None))
     async with ctx.maker() as s:
@@ -133,32 +125,12 @@ async def page_orm(ctx: Ctx, i: int) -> None:
         (await s.scalars(stmt.limit(50).offset((i % 20) * 50))).all()
 
 
-async def page_dao(ctx: Ctx, i: int) -> None:
+async def page_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.page((i % 20) * 50)
+
+
+async def page_kit(ctx: Ctx, i: int) -> None:
     await ctx.dao.query().filter(is_active=True).order_by("-created_at").page(i % 20 + 1, 50)
-
-
-# -- dicts(): 50 plain rows ------------------------------------------------------------
-async def dicts_raw(ctx: Ctx, i: int) -> None:
-    await ctx.raw.fetch(
-        f"SELECT id, {COLUMNS} FROM users WHERE is_active = ? AND deleted_at IS NULL ORDER BY id LIMIT 50",
-        True,
-    )
-
-
-async def dicts_core(ctx: Ctx, i: int) -> None:
-    stmt = select(T).where(*_page_where()).order_by(T.c.id).limit(50)
-    async with ctx.engine.connect() as conn:
-        [dict(r) for r in (await conn.execute(stmt)).mappings()]
-
-
-async def dicts_orm(ctx: Ctx, i: int) -> None:
-    stmt = select(T).where(*_page_where()).order_by(T.c.id).limit(50)
-    async with ctx.maker() as s:
-        [dict(r) for r in (await s.execute(stmt)).mappings()]
-
-
-async def dicts_dao(ctx: Ctx, i: int) -> None:
-    await ctx.dao.query().filter(is_active=True).order_by("id").limit(50).dicts()
 
 
 # -- count (active users in a primary-key range) ---------------------------------------
@@ -175,21 +147,17 @@ async def count_raw(ctx: Ctx, i: int) -> None:
     )
 
 
-def _count_where(ctx: Ctx, i: int) -> Any:
-    return (T.c.is_active == true(), T.c.id.between(*span(ctx, i)), T.c.deleted_at.is_(None))
-
-
-async def count_core(ctx: Ctx, i: int) -> None:
-    async with ctx.engine.connect() as conn:
-        await conn.scalar(select(func.count()).select_from(T).where(*_count_where(ctx, i)))
-
-
 async def count_orm(ctx: Ctx, i: int) -> None:
+    where = (User.is_active == true(), User.id.between(*span(ctx, i)), User.deleted_at.is_(None))
     async with ctx.maker() as s:
-        await s.scalar(select(func.count()).select_from(User).where(*_count_where(ctx, i)))
+        await s.scalar(select(func.count()).select_from(User).where(*where))
 
 
-async def count_dao(ctx: Ctx, i: int) -> None:
+async def count_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.count(*span(ctx, i))
+
+
+async def count_kit(ctx: Ctx, i: int) -> None:
     await ctx.dao.count(is_active=True, id__between=span(ctx, i))
 
 
@@ -200,12 +168,6 @@ async def update_raw(ctx: Ctx, i: int) -> None:
     )
 
 
-async def update_core(ctx: Ctx, i: int) -> None:
-    stmt = update(T).where(T.c.id == pick(ctx, i)).values(username=f"cu{i}", version=T.c.version + 1)
-    async with ctx.engine.begin() as conn:
-        await conn.execute(stmt)
-
-
 async def update_orm(ctx: Ctx, i: int) -> None:
     async with ctx.maker() as s:
         user = await s.get(User, pick(ctx, i))
@@ -214,7 +176,11 @@ async def update_orm(ctx: Ctx, i: int) -> None:
         await s.commit()
 
 
-async def update_dao(ctx: Ctx, i: int) -> None:
+async def update_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.update(pick(ctx, i), f"tu{i}")
+
+
+async def update_kit(ctx: Ctx, i: int) -> None:
     await ctx.dao.update_by_id(pick(ctx, i), username=f"du{i}")
 
 
@@ -223,28 +189,27 @@ async def delete_raw(ctx: Ctx, i: int) -> None:
     await ctx.raw.execute("DELETE FROM users WHERE id = ?", ctx.spare["raw"][i])
 
 
-async def delete_core(ctx: Ctx, i: int) -> None:
-    async with ctx.engine.begin() as conn:
-        await conn.execute(delete(T).where(T.c.id == ctx.spare["core"][i]))
-
-
 async def delete_orm(ctx: Ctx, i: int) -> None:
     async with ctx.maker() as s:
         await s.execute(delete(User).where(User.id == ctx.spare["orm"][i]))
         await s.commit()
 
 
-async def delete_dao(ctx: Ctx, i: int) -> None:
-    await ctx.dao.delete_by_id(ctx.spare["dao"][i])
+async def delete_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.delete(ctx.spare["tortoise"][i])
+
+
+async def delete_kit(ctx: Ctx, i: int) -> None:
+    await ctx.dao.delete_by_id(ctx.spare["kit"][i])
 
 
 Op = Callable[[Ctx, int], Awaitable[None]]
 WORKLOADS: dict[str, dict[str, Op]] = {
-    "single insert": {"raw": insert_raw, "core": insert_core, "orm": insert_orm, "dao": insert_dao},
-    "get by PK": {"raw": get_raw, "core": get_core, "orm": get_orm, "dao": get_dao},
-    "filtered page of 50": {"raw": page_raw, "core": page_core, "orm": page_orm, "dao": page_dao},
-    "dicts() 50 rows": {"raw": dicts_raw, "core": dicts_core, "orm": dicts_orm, "dao": dicts_dao},
-    "count": {"raw": count_raw, "core": count_core, "orm": count_orm, "dao": count_dao},
-    "update by PK": {"raw": update_raw, "core": update_core, "orm": update_orm, "dao": update_dao},
-    "delete by PK": {"raw": delete_raw, "core": delete_core, "orm": delete_orm, "dao": delete_dao},
+    "insert one row": {"raw": insert_raw, "orm": insert_orm, "tortoise": insert_tortoise, "kit": insert_kit},
+    "get by PK": {"raw": get_raw, "orm": get_orm, "tortoise": get_tortoise, "kit": get_kit},
+    "filtered page of 50": {"raw": page_raw, "orm": page_orm, "tortoise": page_tortoise, "kit": page_kit},
+    "count": {"raw": count_raw, "orm": count_orm, "tortoise": count_tortoise, "kit": count_kit},
+    "update by PK": {"raw": update_raw, "orm": update_orm, "tortoise": update_tortoise, "kit": update_kit},
+    "delete by PK": {"raw": delete_raw, "orm": delete_orm, "tortoise": delete_tortoise, "kit": delete_kit},
 }
+GETS: dict[str, Op] = WORKLOADS["get by PK"]

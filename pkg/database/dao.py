@@ -37,7 +37,7 @@ from pkg.database.query.builder import QueryBuilder
 from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
-from pkg.database.query.writes import check_fields
+from pkg.database.query.writes import check_fields, one_statement_flush, returning_update
 from pkg.database.transactions import CallSession, SessionProvider, execute_transaction, transaction
 from pkg.database.types import utcnow
 
@@ -68,6 +68,8 @@ class BaseDao(Generic[ModelT]):
         self._pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
         self._soft = "deleted_at" in mapper.column_attrs
         self._versioned = mapper.version_id_col is not None
+        if mapper.version_id_col is not None:
+            self._version_key = mapper.get_property_by_column(mapper.version_id_col).key
 
     # -- queries and transactions ---------------------------------------------------
     def query(self) -> QueryBuilder[ModelT]:
@@ -99,7 +101,8 @@ class BaseDao(Generic[ModelT]):
         """INSERT one row; returns the persisted instance with its primary key set."""
         check_fields(self.model_cls, values)
         obj = self.model_cls(**values)
-        async with self._scope.write(session) as s:  # flushes (joined) or commits (own)
+        single = one_statement_flush(self.model_cls)  # own session: AUTOCOMMIT where atomic
+        async with self._scope.write(session, single=single) as s:  # flushes (joined) or commits (own)
             s.add(obj)
         return obj  # type: ignore[no-any-return]
 
@@ -142,6 +145,10 @@ class BaseDao(Generic[ModelT]):
         """
         check_fields(self.model_cls, values)
         expected = values.pop("version", None) if self._versioned else None
+        if values and not self._scope.joins(session):
+            found = await self._update_returning(pk, expected, values)
+            if found is not None:
+                return found
         async with self._scope.write(session) as s:
             obj = await self.get_or_raise(pk, session=s)
             if expected is not None and obj.version != expected:  # type: ignore[attr-defined]
@@ -150,10 +157,23 @@ class BaseDao(Generic[ModelT]):
                 setattr(obj, key, value)
         return obj
 
+    async def _update_returning(self, pk: Any, expected: Any, values: dict[str, Any]) -> ModelT | None:
+        """``update_by_id`` in its own session as one UPDATE ... RETURNING (AUTOCOMMIT on
+        PostgreSQL: one round trip); None when that does not apply or changed no row (absent,
+        stale or unchanged: the caller's load-change-flush path then tells which)."""
+        keys = self._pk_filter(pk)
+        if expected is not None:
+            keys[self._version_key] = expected
+        async with self._scope.write(single=True) as s:
+            stmt = returning_update(self.model_cls, keys, values, s.get_bind().dialect, live=self._soft)
+            if stmt is None:
+                return None
+            return (await s.scalars(stmt)).one_or_none()
+
     async def delete_by_id(self, pk: Any, *, session: AsyncSession | None = None) -> bool:
         """Hard-DELETE one row; True if it existed."""
         stmt = sa_delete(self.model_cls).filter_by(**self._pk_filter(pk))
-        async with self._scope.write(session) as s:
+        async with self._scope.write(session, single=True) as s:
             result = await s.execute(stmt)
             return bool(result.rowcount)  # type: ignore[attr-defined]
 

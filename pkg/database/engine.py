@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 from pkg.database.errors import ConfigurationError
 from pkg.database.lifecycle.register import register_engine
+from pkg.database.liveness import DEFAULT_PING_AFTER, attach_liveness
 from pkg.database.metrics.engines import track_engine
 from pkg.database.metrics.hooks import engine_label
 from pkg.database.monitoring import attach_query_monitor
@@ -75,6 +76,7 @@ def new_async_engine(
     pool_timeout: float = 30.0,
     pool_recycle: int = 1800,
     pool_pre_ping: bool = True,
+    pool_ping_after: float = DEFAULT_PING_AFTER,
     slow_query_threshold: float | None = 0.5,
     log_parameters: bool = False,
     application_name: str | None = None,
@@ -89,6 +91,10 @@ def new_async_engine(
     statements slower than ``slow_query_threshold`` seconds are logged (None: never).
     ``pgbouncer="transaction"``: the server sits behind PgBouncer in transaction pooling
     mode (see :mod:`pkg.database.pgbouncer` for what that changes and why).
+    ``pool_pre_ping``: a checkout pings a connection idle longer than ``pool_ping_after``
+    seconds (default 5; 0: every checkout), after a failed statement, or whose socket the
+    server closed; a connection used moments ago costs no round trip
+    (:mod:`pkg.database.liveness`).
     ``metrics_name`` is the ``engine`` label of its metrics (default: ``application_name``,
     else ``default``); server pools are :class:`~pkg.database.pool.KitAsyncQueuePool`
     (waiters, timeouts, queue timing) unless ``poolclass`` is given.
@@ -98,7 +104,6 @@ def new_async_engine(
     options: dict[str, Any] = {
         "echo": echo,
         "pool_recycle": pool_recycle,
-        "pool_pre_ping": pool_pre_ping,
         "json_serializer": json_dumps,
         "json_deserializer": json_loads,
         "pool_size": pool_size,
@@ -117,6 +122,8 @@ def new_async_engine(
     if pgbouncer is not None:
         _behind_pooler(options, pgbouncer)
     engine = create_async_engine(sa_url, **options)
+    if pool_pre_ping:  # the kit's check instead of SQLAlchemy's ping at every checkout
+        attach_liveness(engine.sync_engine, pool_ping_after)
     adapt_datetimes(engine.sync_engine.dialect)
     if pgbouncer is not None:
         guard_session_features(engine.sync_engine)

@@ -323,7 +323,7 @@ class QueryBuilder(Generic[ModelT]):
         """UPDATE the matching rows; returns the rowcount. Keeps timestamps and version."""
         self._check_write(allow_all)
         stmt = self.update_statement(values)
-        async with self.scope.write(session) as s:
+        async with self.scope.write(session, single=True) as s:
             result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -331,7 +331,7 @@ class QueryBuilder(Generic[ModelT]):
         """DELETE the matching rows (a hard delete); returns the rowcount."""
         self._check_write(allow_all)
         stmt = self.delete_statement()
-        async with self.scope.write(session) as s:
+        async with self.scope.write(session, single=True) as s:
             result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
             return int(result.rowcount)  # type: ignore[attr-defined]
 

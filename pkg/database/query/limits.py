@@ -20,6 +20,7 @@ from typing import Literal, NamedTuple
 __all__ = [
     "INLINE_IN_ITEMS",
     "autocommit_reads",
+    "autocommit_writes",
     "in_list_limit",
     "long_in_form",
     "max_bind_params",
@@ -49,6 +50,9 @@ INLINE_IN_ITEMS = 1000
 # Dialects whose driver runs a statement outside a transaction for free (asyncpg: no
 # BEGIN / ROLLBACK round trips). Elsewhere switching to autocommit costs round trips.
 _AUTOCOMMIT_READS = frozenset({"postgresql"})
+# Dialects where one write statement of an own session runs in AUTOCOMMIT: the statement
+# is atomic on its own, and BEGIN / COMMIT would be two more round trips (asyncpg).
+_AUTOCOMMIT_WRITES = frozenset({"postgresql"})
 _MAX_ROWS = 5000  # beyond this, bigger statements stop paying off
 
 
@@ -76,3 +80,8 @@ def rows_per_statement(dialect: str, columns: int) -> int:
 def autocommit_reads(dialect: str) -> bool:
     """Whether a DAO's own read-only session should run in AUTOCOMMIT on ``dialect``."""
     return dialect in _AUTOCOMMIT_READS
+
+
+def autocommit_writes(dialect: str) -> bool:
+    """Whether an own session sending exactly one write statement runs it in AUTOCOMMIT."""
+    return dialect in _AUTOCOMMIT_WRITES

@@ -10,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import JSON, Dialect, PickleType, Update, inspect, or_
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapper
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from pkg.database.actor import current_actor
 from pkg.database.errors import UnknownFieldError
 from pkg.database.query.lookups import column_names, model_columns
 from pkg.database.types import utcnow
 
-__all__ = ["bookkeeping_values", "check_fields", "update_values"]
+__all__ = ["bookkeeping_values", "check_fields", "one_statement_flush", "returning_update", "update_values"]
 
 
 def check_fields(model: type[Any], names: Iterable[str]) -> None:
@@ -47,3 +51,55 @@ def update_values(model: type[Any], values: Mapping[str, Any]) -> dict[str, Any]
     """``values`` checked against the model, plus the bookkeeping columns (caller's win)."""
     check_fields(model, values)
     return {**bookkeeping_values(model), **values}
+
+
+_FLUSH_EVENTS = ("before_insert", "after_insert", "before_update", "after_update")
+
+
+def one_statement_flush(model: type[Any]) -> bool:
+    """Whether flushing one new or changed ``model`` row is exactly one statement.
+
+    Not so for a mapper spanning several tables (joined inheritance) or with mapper
+    insert/update listeners (which may run statements of their own).
+    """
+    mapper: Mapper[Any] = inspect(model)
+    if len(mapper.tables) != 1:
+        return False
+    return not any(getattr(mapper.dispatch, name) for name in _FLUSH_EVENTS)
+
+
+def _comparable(column_type: TypeEngine[Any], dialect: Dialect) -> bool:
+    """Whether the database compares values of this type as Python compares them."""
+    if isinstance(column_type, PickleType):
+        return False
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.load_dialect_impl(dialect)
+    if isinstance(column_type, JSON):  # only JSONB compares documents, not their text
+        return isinstance(column_type, JSONB)
+    return True
+
+
+def returning_update(
+    model: type[Any], keys: Mapping[str, Any], values: Mapping[str, Any], dialect: Dialect, *, live: bool
+) -> Update | None:
+    """One ``UPDATE ... RETURNING`` doing what the ORM's load-change-flush of one row does.
+
+    ``keys``: primary key and, for a version check, the expected version; ``live``: skip
+    soft-deleted rows. It changes the row only when a value differs (``IS DISTINCT FROM``):
+    the ORM writes nothing, bumps no version and stamps no ``updated_at`` for an unchanged
+    row. No row back means absent, stale or unchanged: the caller then reads the row.
+    None when one statement cannot stand for the flush (no UPDATE RETURNING, validators or
+    flush listeners, several tables, a type the database compares differently).
+    """
+    mapper: Mapper[Any] = inspect(model)
+    if not values or not dialect.update_returning or mapper.validators or not one_statement_flush(model):
+        return None
+    attrs = model_columns(model)
+    if not all(_comparable(attrs[k].type, dialect) for k in values):
+        return None
+    criteria = [attrs[k] == v for k, v in keys.items()]
+    if live and "deleted_at" in attrs:
+        criteria.append(attrs["deleted_at"].is_(None))
+    criteria.append(or_(*(attrs[k].is_distinct_from(v) for k, v in values.items())))
+    stmt = sa_update(model).where(*criteria).values(update_values(model, values)).returning(model)
+    return stmt.execution_options(synchronize_session=False, populate_existing=True)
