@@ -36,7 +36,7 @@ from pkg.database.errors import TransientDatabaseError, translate_error
 
 __all__ = ["app", "configure_logging", "create_app", "create_tables", "prepare_schema"]
 
-assert User  # imported so Base.metadata knows the users table
+MODELS = (User,)  # imported so Base.metadata knows the users table
 
 logger = logging.getLogger(__name__)
 
