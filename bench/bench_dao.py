@@ -162,7 +162,10 @@ def bulk_fns(ctx: Ctx) -> dict[str, Timed]:
     async def kit(r: int) -> int:
         return await ctx.dao.create_many(rows(f"b{r}k"))
 
-    return {"raw": raw, "orm": orm, "tortoise": tortoise, "kit": kit}
+    fns: dict[str, Timed] = {"raw": raw, "orm": orm, "tortoise": tortoise, "kit": kit}
+    if ctx.backend == "mysql":  # Tortoise's bulk_create on aiomysql (no asyncmy) fails: not measured
+        del fns["tortoise"]
+    return fns
 
 
 async def deep_pages(ctx: Ctx, n: int, rounds_: int) -> dict[str, Stat]:
@@ -274,14 +277,15 @@ def report(backend: str, results: Result) -> str:
         "|---|" + "---:|" * (len(APPROACHES) + 2),
     ]
     deep = results.pop("page at row 50k")
+    nan = Stat(float("nan"), float("nan"))
     for name, r in results.items():
-        raw = r["raw"].ops
-        cells = " | ".join(f"{r[a].ops:,.0f} ({r[a].ops / raw:.2f})" for a in APPROACHES)
-        kit = r["kit"].ops
-        lines.append(f"| {name} | {cells} | {kit / r['orm'].ops:.2f} | {kit / r['tortoise'].ops:.2f} |")
+        raw, kit = r["raw"].ops, r["kit"].ops
+        cells = " | ".join(f"{r.get(a, nan).ops:,.0f} ({r.get(a, nan).ops / raw:.2f})" for a in APPROACHES)
+        ratios = f"{kit / r['orm'].ops:.2f} | {kit / r.get('tortoise', nan).ops:.2f}"
+        lines.append(f"| {name} | {cells} | {ratios} |")
     lines += ["", f"client CPU us per op:\n\n| workload | {head} |", "|---|" + "---:|" * len(APPROACHES)]
     for name, r in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{r[a].cpu_us:,.0f}" for a in APPROACHES) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{r.get(a, nan).cpu_us:,.0f}" for a in APPROACHES) + " |")
     if any(r["kit"].statements is not None for r in results.values()):
         lines += [
             "",
