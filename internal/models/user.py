@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, Identity, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pkg.database import AuditMixin, Base, BigIntPK, JSONType, SoftDeleteMixin, TimestampMixin, VersionMixin
+
+if TYPE_CHECKING:
+    from internal.models.order import Order
 
 
 class User(TimestampMixin, SoftDeleteMixin, VersionMixin, AuditMixin, Base):
@@ -20,6 +23,8 @@ class User(TimestampMixin, SoftDeleteMixin, VersionMixin, AuditMixin, Base):
     email: Mapped[str] = mapped_column(String(255), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     profile: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
+
+    orders: Mapped[list[Order]] = relationship(back_populates="user", order_by="Order.id")
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, username={self.username!r})"

@@ -26,6 +26,7 @@ from pkg.database.errors import (
     StaleDataError,
     TransientDatabaseError,
     UnknownFieldError,
+    UnloadedRelationError,
 )
 
 __all__ = ["CONSTRAINT_MESSAGES", "error_response", "install_error_handlers"]
@@ -48,6 +49,7 @@ _TABLE: tuple[tuple[type[DatabaseError], int, str], ...] = (
     (UnknownFieldError, 422, "unknown_field"),
     (InvalidCursorError, 422, "invalid_cursor"),
     (ReadOnlySessionError, 500, "read_only_session"),  # a write in a read session: a bug
+    (UnloadedRelationError, 500, "unloaded_relation"),  # a query without the .load() it needs: a bug
     (QueryError, 422, "invalid_query"),
     (PoolTimeoutError, 503, "pool_timeout"),
     (TransientDatabaseError, 503, "unavailable"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "DbHealthOut",
@@ -41,7 +41,9 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """A partial update; ``version`` (optional) is the version you read: 409 if it moved on."""
+    """A partial update: only the fields sent change (``update_by_id(pk, body)``); ``null`` is
+    refused (422): every column here is NOT NULL. ``version`` (optional) is the version you
+    read: 409 if it moved on."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +52,14 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
     profile: dict[str, Any] | None = None
     version: int | None = Field(None, ge=1, description="optimistic lock: the version you read")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Absent keeps the stored value (defaults are not validated); an explicit null is 422."""
+        if value is None:
+            raise ValueError("null is not allowed: leave the field out to keep its value")
+        return value
 
 
 class UserOut(BaseModel):

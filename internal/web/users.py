@@ -59,7 +59,7 @@ def _lookups(**given: Any) -> dict[str, Any]:
 
 @router.post("", response_model=UserOut, status_code=201, summary="Create a user")
 async def create_user(body: UserCreate, session: SessionDep, users: UserDaoDep) -> UserOut:
-    user = await users.create(session=session, **body.model_dump())
+    user = await users.create(body, session=session)
     return UserOut.model_validate(user)
 
 
@@ -70,8 +70,7 @@ async def get_user(user_id: int, session: ReadSessionDep, users: UserDaoDep) -> 
 
 @router.patch("/{user_id}", response_model=UserOut, summary="Update a user (optimistic lock)")
 async def update_user(user_id: int, body: UserUpdate, session: SessionDep, users: UserDaoDep) -> UserOut:
-    values = body.model_dump(exclude_unset=True, exclude_none=True)
-    user = await users.update_by_id(user_id, session=session, **values)
+    user = await users.update_by_id(user_id, body, session=session)  # only the fields sent
     return UserOut.model_validate(user)
 
 

@@ -36,8 +36,10 @@ from pkg.database.errors import (
 from pkg.database.query.builder import QueryBuilder
 from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.limits import rows_per_statement
+from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
 from pkg.database.query.writes import check_fields, one_statement_flush, returning_update
+from pkg.database.schemas import SchemaLike, schema_values
 from pkg.database.transactions import CallSession, SessionProvider, execute_transaction, transaction
 from pkg.database.types import utcnow
 
@@ -54,6 +56,7 @@ class BaseDao(Generic[ModelT]):
     """Async CRUD, bulk, upsert and query access to ``model_cls``."""
 
     model_cls: ClassVar[type[Any]]
+    default_loads: ClassVar[tuple[str, ...]] = ()  # relations every query()/get() loads: ("orders",)
 
     def __init__(
         self, session_provider: SessionProvider, *, cursor_secret: str | bytes | None = None
@@ -70,11 +73,13 @@ class BaseDao(Generic[ModelT]):
         self._versioned = mapper.version_id_col is not None
         if mapper.version_id_col is not None:
             self._version_key = mapper.get_property_by_column(mapper.version_id_col).key
+        self._loads = load_options(self.model_cls, self.default_loads)  # checked here, once
+        self._get_options = (*self._loads, RAISE_UNLOADED)
 
     # -- queries and transactions ---------------------------------------------------
     def query(self) -> QueryBuilder[ModelT]:
-        """A new builder over ``model_cls`` (soft-deleted rows excluded)."""
-        return QueryBuilder(self.model_cls, self._scope, self._codec)
+        """A new builder over ``model_cls`` (soft-deleted rows excluded, ``default_loads`` loaded)."""
+        return QueryBuilder(self.model_cls, self._scope, self._codec, loader_options=self._loads)
 
     def transaction(self, *, autoflush: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with dao.transaction() as session:`` commit on success, rollback on error."""
@@ -97,8 +102,12 @@ class BaseDao(Generic[ModelT]):
         builder = self.query().filter(**self._pk_filter(pk))
         return builder.include_deleted() if include_deleted else builder
 
-    async def create(self, *, session: AsyncSession | None = None, **values: Any) -> ModelT:
-        """INSERT one row; returns the persisted instance with its primary key set."""
+    async def create(
+        self, schema: SchemaLike | None = None, /, *, session: AsyncSession | None = None, **values: Any
+    ) -> ModelT:
+        """INSERT one row (from ``schema``, a pydantic model, and/or ``values``); returns the
+        persisted instance with its primary key set."""
+        values = {**schema_values(schema, partial=False), **values}
         check_fields(self.model_cls, values)
         obj = self.model_cls(**values)
         single = one_statement_flush(self.model_cls)  # own session: AUTOCOMMIT where atomic
@@ -111,7 +120,7 @@ class BaseDao(Generic[ModelT]):
     ) -> ModelT | None:
         """The row with primary key ``pk``, or None (soft-deleted rows count as absent)."""
         async with self._scope.read(session) as s:
-            obj = await s.get(self.model_cls, pk)
+            obj = await s.get(self.model_cls, pk, options=self._get_options)
         if obj is not None and self._soft and not include_deleted and obj.deleted_at is not None:
             return None
         return obj
@@ -137,12 +146,23 @@ class BaseDao(Generic[ModelT]):
         found: dict[Any, ModelT] = {getattr(r, self._pk[0]): r for r in rows}
         return [found[pk] for pk in wanted if pk in found]
 
-    async def update_by_id(self, pk: Any, *, session: AsyncSession | None = None, **values: Any) -> ModelT:
+    async def update_by_id(
+        self,
+        pk: Any,
+        schema: SchemaLike | None = None,
+        /,
+        *,
+        partial: bool = True,
+        session: AsyncSession | None = None,
+        **values: Any,
+    ) -> ModelT:
         """Load, change and flush one row (version-checked).
 
+        ``schema`` (pydantic): only the fields the client set (``partial=False``: every field).
         ``NotFoundError`` if absent; ``StaleDataError`` if ``version=`` is given and
         differs from the stored one, or a concurrent writer got there first.
         """
+        values = {**schema_values(schema, partial=partial), **values}
         check_fields(self.model_cls, values)
         expected = values.pop("version", None) if self._versioned else None
         if values and not self._scope.joins(session):

@@ -21,12 +21,14 @@ Hierarchy::
     │   ├── SessionFeatureError       needs a server session of its own (behind PgBouncer)
     │   ├── ReadOnlySessionError      a write in a read session (or SQLSTATE 25006 on a replica)
     │   ├── InvalidConsistencyTokenError  a read_after() token that is not one
+    │   ├── UnloadedRelationError     a relation of a DAO result that the query did not .load()
     │   └── InvalidValueError         the database refused a value sent (type, length, NUL byte)
     ├── NotFoundError                 no row where one was required
     ├── MultipleResultsError          more than one row where one was required
     ├── IntegrityViolationError       a constraint refused the write
     │   └── DuplicateKeyError         unique / primary key violation
     ├── StaleDataError                optimistic-lock (version) conflict
+    ├── CommitOutcomeUnknownError     the connection broke while COMMIT was in flight (never retried)
     ├── ComputationError              the server could not compute it (division by zero ...)
     ├── ConcurrentSessionUseError     one AsyncSession used by two tasks at once (a bug)
     ├── DriverError                   any other driver error (syntax, missing table, permission)
@@ -58,6 +60,7 @@ from sqlalchemy.orm import exc as orm_exc
 from pkg.database.error_codes import DriverCodes, Kind, classify, describe
 
 __all__ = [
+    "CommitOutcomeUnknownError",
     "ComputationError",
     "ConcurrencyConflictError",
     "ConcurrentSessionUseError",
@@ -85,6 +88,7 @@ __all__ = [
     "StaleDataError",
     "TransientDatabaseError",
     "UnknownFieldError",
+    "UnloadedRelationError",
     "UnsafeQueryError",
     "translate_error",
 ]
@@ -146,6 +150,20 @@ class InvalidConsistencyTokenError(QueryError, ValueError):
     """A ``read_after()`` token that no ``consistency_token()`` made."""
 
 
+class UnloadedRelationError(QueryError):
+    """A relation of a DAO result that its query did not load: touching it would need SQL
+    (``MissingGreenlet`` / ``DetachedInstanceError`` in async code), so it raises this instead.
+    ``model`` and ``attribute`` name it; the message says which ``.load(...)`` to add."""
+
+    def __init__(self, model: str, attribute: str) -> None:
+        self.model = model
+        self.attribute = attribute
+        super().__init__(
+            f"{model}.{attribute} was not loaded: add .load({attribute!r}) to the query (from a parent: "
+            f'.load("<relation>.{attribute}")) or list it in the DAO\'s default_loads'
+        )
+
+
 class ReplicaUnavailableError(ConfigurationError):
     """A configured read replica does not answer at start and ``DB_READ_REQUIRED`` is on."""
 
@@ -186,6 +204,11 @@ class DuplicateKeyError(IntegrityViolationError):
 
 class StaleDataError(DatabaseError):
     """The row changed (or vanished) since it was read: optimistic-lock conflict."""
+
+
+class CommitOutcomeUnknownError(DatabaseError):
+    """The connection was lost while COMMIT was in flight: the transaction may or may not have
+    committed. Never retried automatically; check the data (or make the work idempotent)."""
 
 
 class PoolTimeoutError(DatabaseError, TimeoutError):

@@ -35,6 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
@@ -246,7 +247,7 @@ class CallSession:
                     return
                 async with routed(s, primary=primary) as s:  # replicas: pkg.database.routing
                     bind = s.get_bind()  # behind PgBouncer every statement needs a transaction
-                    if autocommit and autocommit_reads(bind.dialect.name) and not behind_pooler(bind):
+                    if autocommit and autocommit_reads(bind.dialect.name) and _may_autocommit(bind):
                         await s.connection(execution_options=_AUTOCOMMIT)
                     yield s
         except Exception as exc:
@@ -285,10 +286,16 @@ def _nothing() -> Iterator[None]:
     yield
 
 
+def _may_autocommit(bind: Any) -> bool:
+    """AUTOCOMMIT needs a connection of our own: not behind PgBouncer, and not a session bound
+    to a connection whose transaction is someone else's (``testing.rollback_after``)."""
+    return not isinstance(bind, Connection) and not behind_pooler(bind)
+
+
 async def _autocommit_single(s: AsyncSession) -> None:
     """Put an own session that will send one statement into AUTOCOMMIT, where that is safe."""
     bind = s.get_bind()
-    if not autocommit_writes(bind.dialect.name) or behind_pooler(bind):
+    if not autocommit_writes(bind.dialect.name) or not _may_autocommit(bind):
         return
     hooks = s.sync_session.dispatch
     if hooks.before_flush or hooks.after_flush or hooks.after_flush_postexec:

@@ -164,7 +164,9 @@ LONG = "customer_subscription_renewal_schedule_entries"  # 46 characters
 def _new_models() -> MetaData:
     """The app's models plus a table of kit types and names too long for any backend."""
     models = MetaData(naming_convention=NAMING_CONVENTION)
-    users = Base.metadata.tables["users"].to_metadata(models)
+    for table in Base.metadata.sorted_tables:  # every app table, so autogenerate adds just LONG
+        table.to_metadata(models)
+    users = models.tables["users"]
     Table(
         LONG,
         models,

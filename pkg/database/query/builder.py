@@ -40,6 +40,7 @@ from pkg.database.errors import (
     UnsafeQueryError,
 )
 from pkg.database.query.cursors import KeysetCodec
+from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.lookups import build_lookups, model_columns
 from pkg.database.query.ordering import (
     SortKey,
@@ -51,6 +52,7 @@ from pkg.database.query.ordering import (
 )
 from pkg.database.query.pages import KeysetPage, Page
 from pkg.database.query.writes import update_values
+from pkg.database.schemas import SchemaQuery, SchemaT
 from pkg.database.transactions import CallSession
 from pkg.database.types import utcnow
 
@@ -135,6 +137,15 @@ class QueryBuilder(Generic[ModelT]):
         """ORM loader options, e.g. ``selectinload(User.orders)``."""
         return self._replace(loader_options=self.loader_options + loader_options)
 
+    def load(self, *paths: str, strategy: str = "selectin") -> QueryBuilder[ModelT]:
+        """Eager-load relations by dotted name: ``.load("orders", "orders.items")`` (selectin:
+        one statement per level; ``strategy="joined"``: a JOIN). See ``query/loading.py``."""
+        return self.options(*load_options(self.model, paths, strategy))
+
+    def as_schema(self, schema: type[SchemaT]) -> SchemaQuery[SchemaT]:
+        """Rows as ``schema`` instances (pydantic), selecting only its fields' columns."""
+        return SchemaQuery(self, schema)
+
     # -- statement building ---------------------------------------------------------
     def _criteria(self) -> list[ColumnElement[bool]]:
         criteria = list(self.conditions)
@@ -157,8 +168,8 @@ class QueryBuilder(Generic[ModelT]):
 
     def statement(self) -> Select[ModelT]:
         """The ORM SELECT this builder runs for ``all()``."""
-        stmt = self._apply(select(self.model), self.sort)
-        return stmt.options(*self.loader_options) if self.loader_options else stmt
+        stmt = self._apply(select(self.model), self.sort)  # unloaded relations raise on access
+        return stmt.options(*self.loader_options, RAISE_UNLOADED)
 
     def _table_columns(self) -> Select[Any]:
         return self._apply(select(inspect(self.model).local_table), self.sort)
@@ -200,7 +211,8 @@ class QueryBuilder(Generic[ModelT]):
     # -- reads ----------------------------------------------------------------------
     async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
         async with self.scope.read(session, primary=self.lock is not None) as s:  # FOR UPDATE: primary
-            return list((await s.scalars(self.statement())).all())
+            result = await s.scalars(self.statement())
+            return list((result.unique() if self.loader_options else result).all())  # joined loads
 
     async def first(self, *, session: AsyncSession | None = None) -> ModelT | None:
         """The first row (LIMIT 1), or None."""

@@ -233,11 +233,40 @@ def _check_no_nul(key: str, values: Iterable[Any]) -> None:
         raise InvalidValueError(f"lookup {key!r}: a text value holds a NUL byte, which no column can match")
 
 
+def _relation_lookup(model: type[Any], key: str, value: Any) -> Expr | None:
+    """``orders__total__gt=100`` -> ``EXISTS`` over the relation ``orders`` (``any()`` for a
+    collection, ``has()`` for a reference), any depth; ``orders__isnull=True``: none exists.
+    None when ``key`` does not start with a relation name."""
+    name, sep, rest = key.partition("__")
+    relation = inspect(model).relationships.get(name) if sep and key not in model_columns(model) else None
+    if relation is None:
+        return None
+    attribute = getattr(model, name)
+    match = attribute.any if relation.uselist else attribute.has
+    related_model = relation.mapper.class_
+    deleted_at = model_columns(related_model).get("deleted_at")  # soft-deleted rows never match
+    live = [deleted_at.is_(None)] if deleted_at is not None else []
+    if rest == "isnull":
+        return ~match(*live) if value else match(*live)  # type: ignore[no-any-return]
+    return match(*build_lookups(related_model, {rest: value}), *live)  # type: ignore[no-any-return]
+
+
+def _unknown_field(model: type[Any], field: str) -> UnknownFieldError:
+    relations = [f"{r}__<field>" for r in sorted(inspect(model).relationships.keys())]
+    return UnknownFieldError(field, [*column_names(model), *relations], kind="field")
+
+
 def build_lookups(model: type[Any], lookups: Mapping[str, Any]) -> list[Expr]:
-    """One expression per ``field__op=value`` item, in order."""
+    """One expression per ``field__op=value`` item, in order (``relation__field__op``: EXISTS)."""
     exprs: list[Expr] = []
     for key, value in lookups.items():
+        related = _relation_lookup(model, key, value)
+        if related is not None:
+            exprs.append(related)
+            continue
         field, op = _split(model, key)
+        if field not in model_columns(model):
+            raise _unknown_field(model, field)
         column = resolve_column(model, field)
         operator = OPERATORS.get(op)
         if operator is None:
