@@ -15,8 +15,8 @@ The names, by job:
 
 * engines and databases: ``new_async_engine``, ``new_async_session_maker``, ``Database``,
   ``CloseReport``;
-* transactions: ``SessionProvider``, ``transaction``, ``execute_transaction``,
-  ``acting_as``, ``current_actor``;
+* transactions: ``SessionProvider``, ``transaction``, ``execute_transaction`` (with
+  ``retries=``), ``retry_transaction``, ``acting_as``, ``current_actor``;
 * data access: ``BaseDao``, ``QueryBuilder``, ``Page``, ``KeysetPage``;
 * models and types: ``Base``, ``TimestampMixin``, ``SoftDeleteMixin``, ``VersionMixin``,
   ``AuditMixin``, ``NAMING_CONVENTION``, ``JSONType``, ``UTCDateTime``, ``BigIntPK``,
@@ -53,7 +53,8 @@ from pkg.database.monitoring import QueryStats, attach_query_monitor, query_stat
 from pkg.database.pool import pool_status
 from pkg.database.query.builder import QueryBuilder
 from pkg.database.query.pages import KeysetPage, Page
-from pkg.database.transactions import SessionProvider, execute_transaction, transaction
+from pkg.database.retry import execute_transaction, retry_transaction
+from pkg.database.transactions import SessionProvider, transaction
 from pkg.database.types import BigIntPK, JSONType, UTCDateTime, utcnow
 from pkg.database.utils import json_dumps, json_loads, mask_url
 
@@ -91,6 +92,7 @@ __all__ = [
     "query_stats",
     "remove_metrics_hook",
     "render_kit_type",
+    "retry_transaction",
     "transaction",
     "utcnow",
 ]

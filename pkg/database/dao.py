@@ -39,8 +39,9 @@ from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
 from pkg.database.query.writes import check_fields, one_statement_flush, returning_update
+from pkg.database.retry import execute_transaction
 from pkg.database.schemas import SchemaLike, schema_values
-from pkg.database.transactions import CallSession, SessionProvider, execute_transaction, transaction
+from pkg.database.transactions import CallSession, SessionProvider, transaction
 from pkg.database.types import utcnow
 
 __all__ = ["BaseDao"]
@@ -86,10 +87,12 @@ class BaseDao(Generic[ModelT]):
         return transaction(self.session_provider, autoflush=autoflush)
 
     async def execute_transaction(
-        self, callback: Callable[[AsyncSession], Any], autoflush: bool = True
+        self, callback: Callable[[AsyncSession], Any], autoflush: bool = True, *, retries: int = 0
     ) -> Any:
-        """Run ``await callback(session)`` in one transaction; return its result."""
-        return await execute_transaction(self.session_provider, callback, autoflush=autoflush)
+        """Run ``await callback(session)`` in one transaction; return its result. ``retries``:
+        rerun it on conflicts / lost connections (``pkg/database/retry.py``)."""
+        provider = self.session_provider
+        return await execute_transaction(provider, callback, autoflush=autoflush, retries=retries)
 
     # -- single rows ----------------------------------------------------------------
     def _pk_filter(self, pk: Any) -> dict[str, Any]:
