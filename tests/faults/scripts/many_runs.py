@@ -12,7 +12,10 @@ from sqlalchemy import text
 from internal.infra.database import get_engine, get_session, init_async_db, reset_async_db
 
 COUNT_SQL = {
-    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+    # this script's own sessions (other clients, e.g. PgBouncer's server pool, may use the database)
+    "postgresql": (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = current_setting('application_name')"
+    ),
     "mysql": "SELECT count(*) FROM information_schema.processlist WHERE db = database()",
     "sqlite": "SELECT 0",
 }

@@ -40,15 +40,14 @@ def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, bool]]]:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
-def direct_postgresql(backend: Backend) -> None:
-    if backend.dialect != "postgresql" or backend.pgbouncer is not None:
-        pytest.skip("AUTOCOMMIT single-statement writes: PostgreSQL, not behind PgBouncer")
+# AUTOCOMMIT single-statement writes exist on direct PostgreSQL only (never behind PgBouncer)
+DIRECT_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
+@DIRECT_POSTGRESQL
 async def test_own_session_writes_are_one_statement_outside_a_transaction(
     backend: Backend, engine: AsyncEngine, users: UserDao
 ) -> None:
-    direct_postgresql(backend)
     with statements(engine) as seen:
         user = await users.create(username="a", email="a@x.io")
         updated = await users.update_by_id(user.id, username="b", version=1)
@@ -57,10 +56,10 @@ async def test_own_session_writes_are_one_statement_outside_a_transaction(
     assert updated.username == "b" and updated.version == 2 and updated.updated_at >= user.updated_at
 
 
+@DIRECT_POSTGRESQL
 async def test_joined_writes_stay_in_the_callers_transaction(
     backend: Backend, engine: AsyncEngine, users: UserDao
 ) -> None:
-    direct_postgresql(backend)
     user = await users.create(username="j", email="j@x.io")
     with statements(engine) as seen:
         async with users.transaction():
