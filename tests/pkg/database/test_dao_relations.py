@@ -9,33 +9,15 @@ adds its COUNT (4).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from internal.dao import OrderDao, UserDao
 from internal.models import Order, OrderItem, User
 from pkg.database.errors import UnknownFieldError, UnloadedRelationError
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL text of each statement the driver runs on ``engine`` meanwhile."""
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before)
+from tests.pkg.database.sql_capture import captured_statements
 
 
 @pytest.fixture
@@ -61,12 +43,12 @@ async def test_fifty_users_with_two_loaded_relations_cost_three_statements(
     engine: AsyncEngine, shop: UserDao
 ) -> None:
     query = shop.query().load("orders", "orders.items").order_by("id")
-    with statements(engine) as seen:
+    with captured_statements(engine) as seen:
         found = await query.limit(50).all()
         items = [item.sku for user in found for order in user.orders for item in order.items]
     assert len(seen) == 3, seen
     assert len(found) == 50 and len(items) == 200 and items[:2] == ["s0-1", "s0-2"]
-    with statements(engine) as seen:
+    with captured_statements(engine) as seen:
         page = await query.page(1, 50)
         assert sum(len(o.items) for u in page.items for o in u.orders) == 200
     assert len(seen) == 4 and page.total == 60  # COUNT + the same 3
@@ -75,7 +57,7 @@ async def test_fifty_users_with_two_loaded_relations_cost_three_statements(
 async def test_joined_loading_is_one_statement_with_each_user_once(
     engine: AsyncEngine, shop: UserDao
 ) -> None:
-    with statements(engine) as seen:
+    with captured_statements(engine) as seen:
         found = await shop.query().load("orders", strategy="joined").order_by("id").limit(5).all()
     assert len(seen) == 1 and [u.username for u in found] == ["u00", "u01", "u02", "u03", "u04"]
     assert [len(u.orders) for u in found] == [2] * 5
@@ -109,7 +91,7 @@ async def test_dao_default_loads_apply_to_query_and_get(
     engine: AsyncEngine, shop: UserDao, maker: async_sessionmaker[AsyncSession]
 ) -> None:
     orders = OrderDao(session_provider=maker)  # default_loads = ("items",)
-    with statements(engine) as seen:
+    with captured_statements(engine) as seen:
         first = await orders.query().order_by("id").limit(10).all()
     assert len(seen) == 2 and all(len(o.items) == 2 for o in first)
     got = await orders.get(first[0].id)

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from internal.dao import UserDao
 from pkg.database.errors import NotFoundError, QueryError, UnknownFieldError
+from tests.pkg.database.sql_capture import captured_statements
 
 
 class UserIn(BaseModel):
@@ -35,20 +33,6 @@ class UserBrief(BaseModel):
 
     id: int
     email: str
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
 async def test_create_takes_a_schema_and_keyword_values(users: UserDao) -> None:
@@ -96,7 +80,7 @@ async def test_as_schema_selects_only_the_schema_columns(engine: AsyncEngine, us
     for i in range(3):
         await users.create(username=f"u{i}", email=f"u{i}@x.io", profile={"big": "x" * 100})
     query = users.query().filter(username__in=["u1", "u2"]).order_by("-id").as_schema(UserBrief)
-    with statements(engine) as seen:
+    with captured_statements(engine) as seen:
         found = await query.all()
     assert [b.email for b in found] == ["u2@x.io", "u1@x.io"] and isinstance(found[0], UserBrief)
     assert len(seen) == 1
