@@ -30,6 +30,7 @@ from pkg.database.metrics.hooks import engine_label
 from pkg.database.monitoring import attach_query_monitor
 from pkg.database.pgbouncer import POOLER_OPTION, check_mode, guard_session_features, pooler_connect_args
 from pkg.database.pool import KitAsyncQueuePool, is_memory_sqlite
+from pkg.database.reset import attach_cheap_reset
 from pkg.database.types import adapt_datetimes
 from pkg.database.utils import json_dumps, json_loads, mask_url
 
@@ -125,6 +126,7 @@ def new_async_engine(
     if pool_pre_ping:  # the kit's check instead of SQLAlchemy's ping at every checkout
         attach_liveness(engine.sync_engine, pool_ping_after)
     adapt_datetimes(engine.sync_engine.dialect)
+    attach_cheap_reset(engine.sync_engine)  # MySQL: no ROLLBACK round trip after a COMMIT/ROLLBACK
     if pgbouncer is not None:
         guard_session_features(engine.sync_engine)
     monitor = attach_query_monitor(engine.sync_engine, slow_query_threshold, log_parameters=log_parameters)
