@@ -62,7 +62,7 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
         """:meth:`_do_get`, timed, with the observer told (wait or timeout; pending +1/-1 only
         when the request must queue: nothing idle and no overflow left, as QueuePool decides)."""
         self.waiters += 1
-        queued = self._pool.empty() and -1 < self._max_overflow <= self._overflow
+        queued = -1 < self._max_overflow <= self._overflow and self._pool.empty()  # cheap test first
         if queued:
             observer.waiting(1)
         started = perf_counter()

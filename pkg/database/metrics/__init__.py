@@ -10,6 +10,10 @@ Example::
     add_metrics_hook(my_statsd_hook)           # or anything else: a callable taking one event
     body, content_type = render_prometheus()   # GET /metrics
 
+A hook may also have ``bind_engine(engine, system)`` returning an :class:`EngineSink`: the
+hot path (checkout, statement, checkin) then calls that sink's methods instead of building
+events (see :mod:`pkg.database.metrics.hooks`); both exporters do.
+
 Every engine carries an ``engine`` label: ``new_async_engine(metrics_name=...)``, else its
 ``application_name``, else ``default``; a :class:`~pkg.database.Database` names its engines
 ``primary`` and ``replica-0``. Labels are bounded: no SQL text, table names or URLs.
@@ -41,6 +45,7 @@ from pkg.database.metrics.events import (
     RouteDecided,
 )
 from pkg.database.metrics.hooks import (
+    EngineSink,
     add_metrics_hook,
     emit_metrics_event,
     metered_engines,
@@ -59,6 +64,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionCreated",
     "ConnectionInvalidated",
+    "EngineSink",
     "MetricsEvent",
     "MetricsHook",
     "PendingRequests",

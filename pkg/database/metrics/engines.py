@@ -11,10 +11,15 @@ Connections are followed per pool entry, so the counts stay exact when a connect
 in use (killed backend: checked in, then closed), is recycled or invalidated at checkout
 (closed, then created), or is detached. Connections an engine opened before metrics were
 switched on are adopted when first seen (``ConnectionCreated(adopted=True)``).
+
+The hot path (checkout, checkin, statement) calls each hook's per-engine sink
+(:func:`~pkg.database.metrics.hooks.bind_hook`), rebound whenever hooks change; the rest are
+typed events for every hook. A sink that raises is logged and never breaks the call.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 from time import perf_counter
 from typing import Any
@@ -33,12 +38,14 @@ from pkg.database.metrics.events import (
     ConnectionCreated,
     ConnectionInvalidated,
     InvalidationReason,
+    MetricsHook,
+    Operation,
+    Outcome,
     PendingRequests,
     PoolCapacity,
     PoolTimedOut,
-    QueryExecuted,
 )
-from pkg.database.metrics.hooks import emit_metrics_event, register_engine_metrics
+from pkg.database.metrics.hooks import EngineSink, bind_hook, emit_metrics_event, register_engine_metrics
 from pkg.database.monitoring import QueryMonitor
 from pkg.database.pool import KitAsyncQueuePool
 
@@ -46,6 +53,9 @@ __all__ = ["EngineMetrics", "pool_capacity", "track_engine"]
 
 _POOL_EVENTS = ("connect", "checkout", "checkin", "close", "detach", "invalidate", "soft_invalidate")
 _emit = emit_metrics_event
+_CACHED_OPERATIONS = 512  # distinct statement strings classified once (cleared when full)
+_CACHED_LENGTH = 4096  # longer statements are classified every time, not kept
+logger = logging.getLogger("pkg.database.metrics")
 
 
 def pool_capacity(pool: Pool) -> int:
@@ -72,6 +82,16 @@ class EngineMetrics:
         self._waits: dict[int, float] = {}  # queue wait of an entry about to be checked out
         self._capacity = 0
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._sinks: tuple[EngineSink, ...] = ()
+        self._operations: dict[str, Operation] = {}
+
+    def rebind(self, hooks: tuple[MetricsHook, ...]) -> None:
+        """Bind the hot path to ``hooks`` (called by the registry whenever they change)."""
+        self._sinks = tuple(bind_hook(hook, self.name, self.system) for hook in hooks)
+
+    @staticmethod
+    def _failed(sink: EngineSink, what: str) -> None:
+        logger.exception("metrics hook %r failed on %s", sink, what)
 
     # -- switching ---------------------------------------------------------------------
     def enable(self) -> None:
@@ -139,19 +159,31 @@ class EngineMetrics:
         if key not in self._open:
             _emit(ConnectionCreated(self.name, adopted=True))
         self._open[key] = perf_counter()
-        _emit(ConnectionCheckedOut(self.name, self._waits.pop(key, 0.0)))
+        wait = self._waits.pop(key, 0.0)
+        for sink in self._sinks:
+            try:
+                sink.checked_out(wait)
+            except Exception:
+                self._failed(sink, ConnectionCheckedOut.__name__)
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
         key = id(record)
         started = self._dying.pop(key, None)
         if started is not None:  # died in use: back, then gone
-            _emit(ConnectionCheckedIn(self.name, perf_counter() - started))
+            self._checked_in(perf_counter() - started)
             _emit(ConnectionClosed(self.name))
             return
         started = self._open.get(key)
         if started:  # None: unknown; 0.0: not checked out
             self._open[key] = 0.0
-            _emit(ConnectionCheckedIn(self.name, perf_counter() - started))
+            self._checked_in(perf_counter() - started)
+
+    def _checked_in(self, use: float) -> None:
+        for sink in self._sinks:
+            try:
+                sink.checked_in(use)
+            except Exception:
+                self._failed(sink, ConnectionCheckedIn.__name__)
 
     def on_close(self, dbapi_connection: Any, record: Any) -> None:
         started = self._open.pop(id(record), None)
@@ -163,7 +195,7 @@ class EngineMetrics:
     def on_detach(self, dbapi_connection: Any, record: Any) -> None:
         started = self._open.pop(id(record), None)
         if started:
-            _emit(ConnectionCheckedIn(self.name, perf_counter() - started))
+            self._checked_in(perf_counter() - started)
         if started is not None:
             _emit(ConnectionClosed(self.name))
 
@@ -190,16 +222,29 @@ class EngineMetrics:
 
     # -- QueryMonitor sink --------------------------------------------------------------
     def query(self, statement: str, duration: float, slow: bool, exc: BaseException | None) -> None:
+        operation = self._operations.get(statement)
+        if operation is None:
+            operation = self._classify(statement)
         if exc is None:
-            _emit(QueryExecuted(self.name, self.system, classify_operation(statement), "ok", duration, slow))
-            return
-        outcome = outcome_of(exc)
-        error = self._error(exc) if outcome == "error" else None
-        _emit(
-            QueryExecuted(
-                self.name, self.system, classify_operation(statement), outcome, duration, slow, error
-            )
-        )
+            outcome: Outcome = "ok"
+            error = None
+        else:
+            outcome = outcome_of(exc)
+            error = self._error(exc) if outcome == "error" else None
+        for sink in self._sinks:
+            try:
+                sink.query(operation, outcome, duration, slow, error)
+            except Exception:
+                self._failed(sink, "QueryExecuted")
+
+    def _classify(self, statement: str) -> Operation:
+        """:func:`classify_operation`, remembered per statement string (the same few repeat)."""
+        operation = classify_operation(statement)
+        if len(statement) <= _CACHED_LENGTH:
+            if len(self._operations) >= _CACHED_OPERATIONS:
+                self._operations = {}
+            self._operations[statement] = operation
+        return operation
 
 
 def track_engine(sync_engine: Engine, name: str, monitor: QueryMonitor | None = None) -> EngineMetrics:

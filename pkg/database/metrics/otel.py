@@ -40,7 +40,6 @@ for dashboards (every engine, exact pool states), its spans for traces.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -66,8 +65,64 @@ _installed: dict[int, OTelMetrics] = {}
 _lock = threading.Lock()
 
 
+class _EngineOTel:
+    """One engine label's hot path: pool states as plain ints (read by the observable
+    instruments at collection) and attribute dicts built once, so a checkout is two integer
+    updates and one SDK ``record``."""
+
+    def __init__(self, owner: OTelMetrics, engine: str, system: str) -> None:
+        self.owner, self.engine = owner, engine
+        self.lock = threading.Lock()
+        self.idle = self.used = self.pending = self.max = 0
+        self.pool = {POOL: engine}
+        self.idle_attrs, self.used_attrs = {POOL: engine, STATE: "idle"}, {POOL: engine, STATE: "used"}
+        self._system = system
+        self._ops: dict[tuple[str, str | None], dict[str, str]] = {}
+        self._wait, self._use, self._duration = owner.wait.record, owner.use.record, owner.duration.record
+
+    def checked_out(self, wait: float) -> None:
+        with self.lock:
+            self.idle -= 1
+            self.used += 1
+        self._wait(wait, self.pool)
+
+    def checked_in(self, use: float) -> None:
+        with self.lock:
+            self.used -= 1
+            self.idle += 1
+        self._use(use, self.pool)
+
+    def query(self, operation: str, outcome: str, duration: float, slow: bool, error: str | None) -> None:
+        attrs = self._ops.get((operation, error))
+        if attrs is None:
+            attrs = self._query_attrs(operation, error)
+        self._duration(duration, attrs)
+        if slow:
+            self.owner.slow.add(1, self.owner.attrs(POOL, self.engine, "db.operation.name", operation))
+        if error is not None:
+            self.owner.errors.add(1, self.owner.attrs(POOL, self.engine, "error.type", error))
+
+    def _query_attrs(self, operation: str, error: str | None) -> dict[str, str]:
+        attrs = {POOL: self.engine, "db.system.name": self._system, "db.operation.name": operation}
+        if error is not None:
+            attrs["error.type"] = error
+        self._ops[operation, error] = attrs
+        return attrs
+
+    def add(self, name: str, delta: int) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + delta)
+
+    def levels(self, name: str) -> list[tuple[int, dict[str, str]]]:
+        with self.lock:
+            if name == COUNT:
+                return [(self.idle, self.idle_attrs), (self.used, self.used_attrs)]
+            return [(self.max if name == MAX else self.pending, self.pool)]
+
+
 class OTelMetrics:
-    """The hook: each event records on its instrument; attribute dicts are cached."""
+    """The hook: a per-engine sink (``bind_engine``) for the hot path; the rarer events
+    through ``__call__``. Attribute dicts are built once and reused."""
 
     def __init__(self, meter_provider: Any = None) -> None:
         meter = otel_metrics.get_meter(METER_NAME, meter_provider=meter_provider)
@@ -77,9 +132,10 @@ class OTelMetrics:
             unit="s",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        # Pool states are plain ints here, read by the SDK at collection (observable up-down
-        # counters): a checkout costs two int updates, not two SDK measurements.
-        self._levels: dict[tuple[str, ...], int] = defaultdict(int)  # (name, engine[, state])
+        # Pool states are plain ints in each engine's sink, read by the SDK at collection
+        # (observable up-down counters): a checkout costs two int updates, not two measurements.
+        self._engines: dict[str, _EngineOTel] = {}
+        self._engines_lock = threading.Lock()
         for name, unit in ((COUNT, "{connection}"), (MAX, "{connection}"), (PENDING, "{request}")):
             meter.create_observable_up_down_counter(name, callbacks=[self._observer(name)], unit=unit)
         self.timeouts = meter.create_counter("db.client.connection.timeouts", unit="{timeout}")
@@ -92,37 +148,48 @@ class OTelMetrics:
         self.routes = meter.create_counter("kit.db.routing.decisions", unit="{decision}")
         self.lag = meter.create_histogram("kit.db.replica.lag", unit="s")
         self._attrs: dict[tuple[str, ...], dict[str, str]] = {}
-        self._handlers: dict[type, Any] = {
+        self._handlers: dict[type, Callable[[Any], None]] = {
             ev.ConnectionCreated: self._created,
-            ev.ConnectionCheckedOut: self._checked_out,
-            ev.ConnectionCheckedIn: self._checked_in,
-            ev.ConnectionClosed: lambda e: self._add(-1, COUNT, e.engine, "idle"),
+            ev.ConnectionCheckedOut: lambda e: self.bind_engine(e.engine).checked_out(e.wait),
+            ev.ConnectionCheckedIn: lambda e: self.bind_engine(e.engine).checked_in(e.use),
+            ev.ConnectionClosed: lambda e: self.bind_engine(e.engine).add("idle", -1),
             ev.ConnectionInvalidated: lambda e: self.invalidations.add(
-                1, self._a(POOL, e.engine, "kit.db.invalidation.reason", e.reason)
+                1, self.attrs(POOL, e.engine, "kit.db.invalidation.reason", e.reason)
             ),
-            ev.PendingRequests: lambda e: self._add(e.delta, PENDING, e.engine),
+            ev.PendingRequests: lambda e: self.bind_engine(e.engine).add("pending", e.delta),
             ev.PoolTimedOut: self._timed_out,
-            ev.PoolCapacity: lambda e: self._add(e.delta, MAX, e.engine),
-            ev.QueryExecuted: self._query,
-            ev.RouteDecided: lambda e: self.routes.add(
-                1, self._a(POOL, e.engine, "kit.db.route.target", e.target)
+            ev.PoolCapacity: lambda e: self.bind_engine(e.engine).add("max", e.delta),
+            ev.QueryExecuted: lambda e: self.bind_engine(e.engine, e.system).query(
+                e.operation, e.outcome, e.duration, e.slow, e.error
             ),
-            ev.ReplicaLag: lambda e: self.lag.record(e.seconds, self._a(POOL, e.engine)),
+            ev.RouteDecided: lambda e: self.routes.add(
+                1, self.attrs(POOL, e.engine, "kit.db.route.target", e.target)
+            ),
+            ev.ReplicaLag: lambda e: self.lag.record(e.seconds, self.attrs(POOL, e.engine)),
         }
 
-    def _add(self, delta: int, *key: str) -> None:
-        self._levels[key] += delta
+    def bind_engine(self, engine: str, system: str = "") -> _EngineOTel:
+        """The sink of ``engine`` (created on first use; shared by engines with one label)."""
+        sink = self._engines.get(engine)
+        if sink is None:
+            with self._engines_lock:
+                sink = self._engines.get(engine)
+                if sink is None:
+                    sink = self._engines[engine] = _EngineOTel(self, engine, system)
+        if system and not sink._system:
+            sink._system = system
+        return sink
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            for key, value in list(self._levels.items()):
-                if key[0] == name:
-                    attrs = self._a(POOL, key[1], STATE, key[2]) if len(key) == 3 else self._a(POOL, key[1])
+            for sink in list(self._engines.values()):
+                for value, attrs in sink.levels(name):
                     yield Observation(value, attrs)
 
         return observe
 
-    def _a(self, *pairs: str) -> dict[str, str]:
+    def attrs(self, *pairs: str) -> dict[str, str]:
+        """The attribute dict of ``key, value, key, value ...`` (built once, then reused)."""
         attrs = self._attrs.get(pairs)
         if attrs is None:
             attrs = self._attrs[pairs] = dict(zip(pairs[::2], pairs[1::2], strict=True))
@@ -135,33 +202,12 @@ class OTelMetrics:
 
     def _created(self, e: ev.ConnectionCreated) -> None:
         if not e.adopted:
-            self.created.add(1, self._a(POOL, e.engine))
-        self._add(1, COUNT, e.engine, "idle")
-
-    def _checked_out(self, e: ev.ConnectionCheckedOut) -> None:
-        levels = self._levels
-        levels[COUNT, e.engine, "idle"] -= 1
-        levels[COUNT, e.engine, "used"] += 1
-        self.wait.record(e.wait, self._a(POOL, e.engine))
-
-    def _checked_in(self, e: ev.ConnectionCheckedIn) -> None:
-        levels = self._levels
-        levels[COUNT, e.engine, "used"] -= 1
-        levels[COUNT, e.engine, "idle"] += 1
-        self.use.record(e.use, self._a(POOL, e.engine))
+            self.created.add(1, self.attrs(POOL, e.engine))
+        self.bind_engine(e.engine).add("idle", 1)
 
     def _timed_out(self, e: ev.PoolTimedOut) -> None:
-        self.timeouts.add(1, self._a(POOL, e.engine))
-        self.errors.add(1, self._a(POOL, e.engine, "error.type", POOL_TIMEOUT_ERROR))
-
-    def _query(self, e: ev.QueryExecuted) -> None:
-        base = (POOL, e.engine, "db.system.name", e.system, "db.operation.name", e.operation)
-        attrs = self._a(*base, "error.type", e.error) if e.error is not None else self._a(*base)
-        self.duration.record(e.duration, attrs)
-        if e.slow:
-            self.slow.add(1, self._a(POOL, e.engine, "db.operation.name", e.operation))
-        if e.error is not None:
-            self.errors.add(1, self._a(POOL, e.engine, "error.type", e.error))
+        self.timeouts.add(1, self.attrs(POOL, e.engine))
+        self.errors.add(1, self.attrs(POOL, e.engine, "error.type", POOL_TIMEOUT_ERROR))
 
 
 def install_otel(meter_provider: Any = None) -> OTelMetrics:

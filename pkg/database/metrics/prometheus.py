@@ -37,26 +37,29 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
 
 from pkg.database.metrics import events as ev
-from pkg.database.metrics.classify import POOL_TIMEOUT_ERROR
 from pkg.database.metrics.hooks import add_metrics_hook, remove_metrics_hook
+from pkg.database.metrics.prom_series import (
+    QUERY_BUCKETS,
+    USE_BUCKETS,
+    WAIT_BUCKETS,
+    ClientSeries,
+    LocalCollector,
+    LocalSeries,
+    client_metrics,
+)
 
 __all__ = [
     "MULTIPROC_ENV",
+    "QUERY_BUCKETS",
+    "USE_BUCKETS",
+    "WAIT_BUCKETS",
     "PrometheusMetrics",
     "install_prometheus",
     "multiprocess_mode",
@@ -66,9 +69,6 @@ __all__ = [
 ]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
-USE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 _installed: dict[int, PrometheusMetrics] = {}
 _lock = threading.Lock()
@@ -81,123 +81,56 @@ def multiprocess_mode() -> bool:
 
 
 class PrometheusMetrics:
-    """The hook: each event updates its series; label children are cached per engine."""
+    """The hook: one series store per ``engine`` label (:mod:`.prom_series`), plain numbers
+    read by a collector at scrape time, or ``prometheus_client`` objects in multiprocess mode.
+
+    Its ``bind_engine`` gives the hot path (checkout, checkin, statement) that engine's store
+    directly; every other event reaches it through ``__call__``.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = REGISTRY if registry is None else registry
+        self.multiprocess = multiprocess_mode()
+        self._series: dict[str, Any] = {}  # engine label -> LocalSeries | ClientSeries
+        self._series_lock = threading.Lock()
         self._collectors: list[Any] = []
-        self._children: dict[tuple[Any, ...], Any] = {}
-        self._pools: dict[str, tuple[Any, Any, Any, Any]] = {}
-        self._capacity: dict[str, int] = {}  # engine -> pool capacity of this process
-        self.connections = self._gauge("pool_connections", "Open connections by state", ["engine", "state"])
-        self.max = self._gauge("pool_max_connections", "Most connections the pool opens", ["engine"])
-        self.pending = self._gauge("pool_pending_requests", "Requests waiting for a connection", ["engine"])
-        self.timeouts = self._counter("pool_timeouts", "Checkouts that timed out", ["engine"])
-        self.wait = self._histogram("pool_wait_seconds", "Wait for a connection", ["engine"], WAIT_BUCKETS)
-        self.use = self._histogram("pool_use_seconds", "Checkout to checkin", ["engine"], USE_BUCKETS)
-        self.created = self._counter("pool_connections_created", "Connections opened", ["engine"])
-        self.invalidations = self._counter(
-            "pool_invalidations", "Connections invalidated, by reason", ["engine", "reason"]
-        )
-        self.queries = self._histogram(
-            "query_duration_seconds", "Statement duration", ["engine", "operation", "outcome"], QUERY_BUCKETS
-        )
-        self.slow = self._counter(
-            "slow_queries", "Statements past the slow threshold", ["engine", "operation"]
-        )
-        self.errors = self._counter("errors", "Errors by the kit's error class", ["engine", "error"])
-        self.routes = self._counter("routing_decisions", "Sessions routed, by target", ["engine", "target"])
-        self.lag = self._gauge("replica_lag_seconds", "Replication lag", ["engine"], mode="livemax")
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            ev.ConnectionCreated: self._created,
-            ev.ConnectionCheckedOut: self._checked_out,
-            ev.ConnectionCheckedIn: self._checked_in,
-            ev.ConnectionClosed: self._closed,
-            ev.ConnectionInvalidated: self._invalidated,
-            ev.PendingRequests: self._pending,
-            ev.PoolTimedOut: self._timed_out,
-            ev.PoolCapacity: self._capacity_changed,
-            ev.QueryExecuted: self._query,
-            ev.RouteDecided: lambda e: self.routes.labels(e.engine, e.target).inc(),
-            ev.ReplicaLag: lambda e: self.lag.labels(e.engine).set(e.seconds),
+        self._metrics: dict[str, Any] = {}
+        if self.multiprocess:
+            self._metrics = client_metrics(self.registry)
+            self._collectors = list(self._metrics.values())
+        else:
+            collector = LocalCollector(lambda: dict(self._series))
+            self.registry.register(collector)
+            self._collectors = [collector]
+        self._handlers: dict[type, Callable[[Any, Any], None]] = {
+            ev.ConnectionCreated: lambda s, e: s.created(e.adopted),
+            ev.ConnectionCheckedOut: lambda s, e: s.checked_out(e.wait),
+            ev.ConnectionCheckedIn: lambda s, e: s.checked_in(e.use),
+            ev.ConnectionClosed: lambda s, e: s.closed(),
+            ev.ConnectionInvalidated: lambda s, e: s.invalidated(e.reason),
+            ev.PendingRequests: lambda s, e: s.waiting(e.delta),
+            ev.PoolTimedOut: lambda s, e: s.timed_out(),
+            ev.PoolCapacity: lambda s, e: s.capacity(e.delta),
+            ev.QueryExecuted: lambda s, e: s.query(e.operation, e.outcome, e.duration, e.slow, e.error),
+            ev.RouteDecided: lambda s, e: s.routed(e.target),
+            ev.ReplicaLag: lambda s, e: s.replica_lag(e.seconds),
         }
 
-    # -- metric construction ------------------------------------------------------------
-    def _gauge(
-        self, name: str, doc: str, labels: Sequence[str], mode: Literal["livesum", "livemax"] = "livesum"
-    ) -> Gauge:
-        gauge = Gauge(name, doc, labels, namespace="kit_db", registry=self.registry, multiprocess_mode=mode)
-        self._collectors.append(gauge)
-        return gauge
+    def bind_engine(self, engine: str, system: str = "") -> Any:
+        """The series store of ``engine`` (created on first use; shared by engines with one label)."""
+        series = self._series.get(engine)
+        if series is None:
+            with self._series_lock:
+                series = self._series.get(engine)
+                if series is None:
+                    made = ClientSeries(engine, self._metrics) if self.multiprocess else LocalSeries(engine)
+                    series = self._series[engine] = made
+        return series
 
-    def _counter(self, name: str, doc: str, labels: Sequence[str]) -> Counter:
-        counter = Counter(name, doc, labels, namespace="kit_db", registry=self.registry)
-        self._collectors.append(counter)
-        return counter
-
-    def _histogram(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> Histogram:
-        histogram = Histogram(name, doc, labels, namespace="kit_db", registry=self.registry, buckets=buckets)
-        self._collectors.append(histogram)
-        return histogram
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    # -- the hook -----------------------------------------------------------------------
     def __call__(self, event: ev.MetricsEvent) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(event)
-
-    def _pool_series(self, engine: str) -> tuple[Any, Any, Any, Any]:
-        """idle, used, wait, use children of ``engine``: one lookup on the hot path."""
-        series = self._pools.get(engine)
-        if series is None:
-            series = self._pools[engine] = (
-                self._child(self.connections, engine, "idle"),
-                self._child(self.connections, engine, "used"),
-                self._child(self.wait, engine),
-                self._child(self.use, engine),
-            )
-        return series
-
-    def _created(self, e: ev.ConnectionCreated) -> None:
-        if not e.adopted:
-            self._child(self.created, e.engine).inc()
-        self._child(self.connections, e.engine, "idle").inc()
-
-    def _checked_out(self, e: ev.ConnectionCheckedOut) -> None:
-        idle, used, wait, _ = self._pool_series(e.engine)
-        idle.dec()
-        used.inc()
-        wait.observe(e.wait)
-
-    def _checked_in(self, e: ev.ConnectionCheckedIn) -> None:
-        idle, used, _, use = self._pool_series(e.engine)
-        used.dec()
-        idle.inc()
-        use.observe(e.use)
-
-    def _closed(self, e: ev.ConnectionClosed) -> None:
-        self._child(self.connections, e.engine, "idle").dec()
-
-    def _invalidated(self, e: ev.ConnectionInvalidated) -> None:
-        self._child(self.invalidations, e.engine, e.reason).inc()
-
-    def _pending(self, e: ev.PendingRequests) -> None:
-        self._child(self.pending, e.engine).inc(e.delta)
-
-    def _timed_out(self, e: ev.PoolTimedOut) -> None:
-        self._child(self.timeouts, e.engine).inc()
-        self._child(self.errors, e.engine, POOL_TIMEOUT_ERROR).inc()
-
-    def _capacity_changed(self, e: ev.PoolCapacity) -> None:
-        self._capacity[e.engine] = self._capacity.get(e.engine, 0) + e.delta
-        self._child(self.max, e.engine).inc(e.delta)
+            handler(self.bind_engine(event.engine), event)
 
     def after_fork_in_child(self) -> None:
         """The child's pools are fresh (no connection, no waiter) but its engines exist.
@@ -205,28 +138,16 @@ class PrometheusMetrics:
         Multiprocess mode starts the child's files at zero: the capacity is written again.
         Otherwise the parent's values were inherited: connections and pending go to zero.
         """
-        if multiprocess_mode():
-            for engine, capacity in self._capacity.items():
-                self._child(self.max, engine).set(capacity)
-            return
-        for (metric_id, *_labels), child in self._children.items():
-            if metric_id in (id(self.connections), id(self.pending)):
-                child.set(0)
-
-    def _query(self, e: ev.QueryExecuted) -> None:
-        self._child(self.queries, e.engine, e.operation, e.outcome).observe(e.duration)
-        if e.slow:
-            self._child(self.slow, e.engine, e.operation).inc()
-        if e.error is not None:
-            self._child(self.errors, e.engine, e.error).inc()
+        self._series_lock = threading.Lock()
+        for series in list(self._series.values()):
+            series.after_fork()
 
     def unregister(self) -> None:
         """Remove this exporter's series from its registry."""
-        for metric in self._collectors:
-            self.registry.unregister(metric)
+        for collector in self._collectors:
+            self.registry.unregister(collector)
         self._collectors.clear()
-        self._children.clear()
-        self._pools.clear()
+        self._series.clear()
 
 
 def install_prometheus(registry: CollectorRegistry | None = None) -> PrometheusMetrics:

@@ -177,3 +177,62 @@ def test_routing_and_lag_have_a_hook_point(events: list[MetricsEvent]) -> None:
     emit_metrics_event(RouteDecided("primary", "replica"))
     emit_metrics_event(ReplicaLag("replica-0", 0.25))
     assert events[-2:] == [RouteDecided("primary", "replica"), ReplicaLag("replica-0", 0.25)]
+
+
+class _Sink:
+    """An EngineSink that records its calls (and raises on checkout when told to)."""
+
+    def __init__(self, calls: list[tuple[str, object]], fail: bool) -> None:
+        self.calls, self.fail = calls, fail
+
+    def checked_out(self, wait: float) -> None:
+        self.calls.append(("checked_out", wait >= 0))
+        if self.fail:
+            raise RuntimeError("sink bug")
+
+    def checked_in(self, use: float) -> None:
+        self.calls.append(("checked_in", use >= 0))
+
+    def query(self, operation: str, outcome: str, duration: float, slow: bool, error: str | None) -> None:
+        self.calls.append(("query", (operation, outcome, error)))
+
+
+class _BindingHook:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.events: list[MetricsEvent] = []
+        self.bound: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def __call__(self, event: MetricsEvent) -> None:
+        self.events.append(event)
+
+    def bind_engine(self, engine: str, system: str) -> _Sink:
+        self.bound.append((engine, system))
+        return _Sink(self.calls, self.fail)
+
+
+async def test_a_hook_with_bind_engine_gets_the_hot_path_as_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reset_metrics()
+    hook, failing = _BindingHook(), _BindingHook(fail=True)
+    add_metrics_hook(hook)
+    add_metrics_hook(failing)
+    engine = new_async_engine(sqlite_url(tmp_path), metrics_name="bound", slow_query_threshold=None)
+    caplog.set_level(logging.ERROR, logger="pkg.database.metrics")
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 3"))).scalar_one() == 3
+    finally:
+        await engine.dispose()
+        reset_metrics()
+    assert ("bound", "sqlite") in hook.bound
+    assert hook.calls.count(("checked_out", True)) == hook.calls.count(("checked_in", True)) == 1
+    assert ("query", ("SELECT", "ok", None)) in hook.calls
+    hot = (ConnectionCheckedOut, ConnectionCheckedIn, QueryExecuted)
+    mine = [e for e in hook.events if getattr(e, "engine", None) == "bound"]
+    assert not any(isinstance(e, hot) for e in mine)  # no event objects on the hot path
+    assert any(isinstance(e, ConnectionCreated) for e in mine)  # the rest still arrive as events
+    assert failing.calls.count(("checked_in", True)) == 1  # its checkout raised, the rest went on
+    assert any("metrics hook" in r.getMessage() for r in caplog.records)
