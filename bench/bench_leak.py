@@ -11,32 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.lookup_table import ROWS, bench_urls, lookup_table, prepare
 from pkg.database import new_async_engine
 from pkg.database.lifecycle import configure_leak_tracking
 
-URLS = {
-    "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
-    "mysql": os.environ.get("KIT_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
-    "sqlite": "sqlite+aiosqlite:////tmp/kit_bench_leak.db",
-}
-ROWS = 1000
-metadata = MetaData()
-items = Table(
-    "bench_leak_items", metadata, Column("id", Integer, primary_key=True), Column("name", String(40))
-)
-
-
-async def prepare(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
-        await conn.execute(items.insert(), [{"id": i, "name": f"n{i}"} for i in range(1, ROWS + 1)])
+URLS = bench_urls("kit_bench_leak.db")
+items = lookup_table("bench_leak_items")
+metadata = items.metadata
 
 
 async def lookup_loop(engine: AsyncEngine, lookups: int) -> float:
@@ -61,7 +47,7 @@ async def measure(name: str, rounds: int, lookups: int) -> tuple[float, float, f
     off_times: list[float] = []
     on_times: list[float] = []
     try:
-        await prepare(off)
+        await prepare(off, items)
         for engine in (off, on):  # warm both pools
             await lookup_loop(engine, 100)
         for i in range(rounds):

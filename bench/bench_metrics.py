@@ -34,9 +34,10 @@ from collections.abc import Callable
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.lookup_table import ROWS, bench_urls, lookup_table, prepare
 from pkg.database import new_async_engine
 from pkg.database.metrics import (
     MetricsHook,
@@ -47,23 +48,9 @@ from pkg.database.metrics import (
     reset_metrics_hooks,
 )
 
-URLS = {
-    "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
-    "mysql": os.environ.get("KIT_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
-    "sqlite": "sqlite+aiosqlite:////tmp/kit_bench_metrics.db",
-}
-ROWS = 1000
-metadata = MetaData()
-items = Table(
-    "bench_metric_items", metadata, Column("id", Integer, primary_key=True), Column("name", String(40))
-)
-
-
-async def prepare(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
-        await conn.execute(items.insert(), [{"id": i, "name": f"n{i}"} for i in range(1, ROWS + 1)])
+URLS = bench_urls("kit_bench_metrics.db")
+items = lookup_table("bench_metric_items")
+metadata = items.metadata
 
 
 async def checkout_loop(engine: AsyncEngine, ops: int) -> tuple[float, float]:
@@ -92,7 +79,7 @@ async def measure(name: str, rounds: int, ops: int) -> dict[str, Result]:
     switch = variants()
     times: dict[str, list[tuple[float, float]]] = {key: [] for key in switch}
     try:
-        await prepare(engine)
+        await prepare(engine, items)
         await checkout_loop(engine, ops)  # warm up
         shuffler = random.Random(14)  # fixed seed: the same orders on every run
         for _ in range(rounds):
