@@ -13,7 +13,7 @@ Approaches (same table, data, pool of 10, interleaved rounds):
 Per workload: the median over rounds of ops/s and of client CPU per op
 (``time.process_time``); then a counting pass through a loopback proxy (``bench/wire.py``)
 gives the statements and round trips each approach sends per op (servers only).
-Each backend uses its own ``kit_bench`` database (recreated).
+Each backend uses its own ``kit_bench`` database (recreated; ``KIT_BENCH_DB`` names another).
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ from internal.dao.user import UserDao
 from internal.models.user import User
 from pkg.database import new_async_engine, new_async_session_maker
 
+DB = os.environ.get("KIT_BENCH_DB", "kit_bench")  # another name lets two runs share a server
 SERVERS = {
     "postgresql": os.environ.get("KIT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
     "mysql": os.environ.get("KIT_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
-    "sqlite": "sqlite+aiosqlite:////tmp/kit_bench_dao.db",
+    "sqlite": f"sqlite+aiosqlite:////tmp/{DB}_dao.db",
 }
 BULK_ROWS = 10_000
 POOL = 10
@@ -65,7 +66,7 @@ Result = dict[str, dict[str, Stat]]
 
 
 async def bench_url(backend: str) -> str:
-    """Recreate ``kit_bench`` on the server (a file for SQLite) and return its URL."""
+    """Recreate ``DB`` on the server (a file for SQLite) and return its URL."""
     url = make_url(SERVERS[backend])
     if backend == "sqlite":
         with contextlib.suppress(FileNotFoundError):
@@ -74,10 +75,10 @@ async def bench_url(backend: str) -> str:
     admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
     q = '"' if backend == "postgresql" else "`"
     async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {q}kit_bench{q}"))
-        await conn.execute(text(f"CREATE DATABASE {q}kit_bench{q}"))
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {q}{DB}{q}"))
+        await conn.execute(text(f"CREATE DATABASE {q}{DB}{q}"))
     await admin.dispose()
-    return url.set(database="kit_bench").render_as_string(hide_password=False)
+    return url.set(database=DB).render_as_string(hide_password=False)
 
 
 async def build(url: str, backend: str) -> Ctx:
@@ -240,14 +241,18 @@ async def count_statements(url: str, seeded: Ctx, first: int) -> dict[str, dict[
     return counted
 
 
-async def bench_backend(backend: str, ops: int, rounds_: int) -> Result:
+async def bench_backend(backend: str, ops: int, rounds_: int, bulk_only: bool = False) -> Result:
     url = await bench_url(backend)
     ctx = await build(url, backend)
     async with ctx.engine.begin() as conn:
         await conn.run_sync(User.metadata.create_all)
     results: Result = {}
     try:
-        results["bulk insert 10k (rows/s)"] = await rounds(bulk_fns(ctx), min(rounds_, 5))
+        results["bulk insert 10k (rows/s)"] = await rounds(
+            bulk_fns(ctx), rounds_ if bulk_only else min(rounds_, 5)
+        )
+        if bulk_only:
+            return results
         await reseed(ctx)
         await spare_ids(ctx, ops * (rounds_ + 1) + COUNT_OPS + 10)
         for name, fns in WORKLOADS.items():
@@ -276,7 +281,9 @@ def report(backend: str, results: Result) -> str:
         f"ops/s (bulk: rows/s), ratio to raw in brackets:\n\n| workload | {head} | kit/orm | kit/tortoise |",
         "|---|" + "---:|" * (len(APPROACHES) + 2),
     ]
-    deep = results.pop("page at row 50k")
+    bulk = results["bulk insert 10k (rows/s)"]
+    summary = f"create_many / raw executemany: **{bulk['kit'].ops / bulk['raw'].ops:.2f}x**"
+    deep = results.pop("page at row 50k", None)
     nan = Stat(float("nan"), float("nan"))
     for name, r in results.items():
         raw, kit = r["raw"].ops, r["kit"].ops
@@ -296,15 +303,15 @@ def report(backend: str, results: Result) -> str:
             if r["kit"].statements is not None:
                 cells = " | ".join(f"{r[a].statements:g} / {r[a].round_trips:g}" for a in APPROACHES)
                 lines.append(f"| {name} | {cells} |")
-    ko, kk = deep["kit offset"].ops, deep["kit keyset"].ops
-    ro, rk = deep["raw offset"].ops, deep["raw keyset"].ops
-    lines += [
-        "",
-        f"page of 50 at row 50,000 (pages/s): kit offset {ko:,.0f} / keyset {kk:,.0f} = "
-        f"**{kk / ko:.1f}x**; raw offset {ro:,.0f} / keyset {rk:,.0f} = {rk / ro:.1f}x",
-    ]
-    bulk = results["bulk insert 10k (rows/s)"]
-    lines.append(f"create_many / raw executemany: **{bulk['kit'].ops / bulk['raw'].ops:.2f}x**")
+    if deep is not None:
+        ko, kk = deep["kit offset"].ops, deep["kit keyset"].ops
+        ro, rk = deep["raw offset"].ops, deep["raw keyset"].ops
+        lines += [
+            "",
+            f"page of 50 at row 50,000 (pages/s): kit offset {ko:,.0f} / keyset {kk:,.0f} = "
+            f"**{kk / ko:.1f}x**; raw offset {ro:,.0f} / keyset {rk:,.0f} = {rk / ro:.1f}x",
+        ]
+    lines.append(summary)
     return "\n".join(lines)
 
 
@@ -314,6 +321,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ops", type=int, default=100, help="operations per approach per round")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds; medians reported")
     parser.add_argument("--only", default="", help="comma list of workloads to run (default: all)")
+    parser.add_argument("--bulk-only", action="store_true", help="only the bulk insert workload")
     args = parser.parse_args(argv)
     if args.only:
         keep = set(args.only.split(","))
@@ -321,7 +329,7 @@ async def main(argv: list[str] | None = None) -> None:
             if name not in keep:
                 del WORKLOADS[name]
     for backend in args.backends.split(","):
-        results = await bench_backend(backend, args.ops, args.rounds)
+        results = await bench_backend(backend, args.ops, args.rounds, args.bulk_only)
         print(report(backend, results), flush=True)
 
 

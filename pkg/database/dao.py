@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import Table, inspect, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,7 @@ from pkg.database.errors import (
     StaleDataError,
 )
 from pkg.database.query.builder import QueryBuilder
+from pkg.database.query.bulk import bulk_rows, insert_bulk
 from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
@@ -232,16 +233,13 @@ class BaseDao(Generic[ModelT]):
     async def create_many(
         self, rows: Iterable[Mapping[str, Any]], *, session: AsyncSession | None = None
     ) -> int:
-        """Bulk INSERT (executemany, chunked under the driver's limits); returns rows inserted."""
-        data = fill_defaults(self._table, self._column_rows(rows))
-        if not data:
+        """Bulk INSERT (executemany; ``pkg/database/query/bulk.py``); returns rows inserted."""
+        bulk = bulk_rows(self.model_cls, rows)  # fields checked before any SQL
+        if not bulk.count:
             return 0
-        stmt = insert(self._table)
         async with self._scope.write(session) as s:
-            step = rows_per_statement(s.get_bind().dialect.name, len(data[0]))
-            for i in range(0, len(data), step):
-                await s.execute(stmt, data[i : i + step])
-        return len(data)
+            await insert_bulk(s, self._table, bulk)
+        return bulk.count
 
     def _target(self, conflict_on: Sequence[str]) -> tuple[str, ...]:
         keys = list(self._column_rows([dict.fromkeys(conflict_on)])[0])

@@ -1,0 +1,200 @@
+"""Bulk INSERT for ``BaseDao.create_many``: rows to the driver's parameter form in one pass.
+
+``bulk_rows`` checks the field names once (``UnknownFieldError``, before any SQL), maps
+them to column keys and fills Python-side column defaults exactly as
+:func:`~pkg.database.query.upsert.fill_defaults` does, column by column instead of a dict
+per row. ``insert_bulk`` then sends the rows as one executemany per
+``EXECUTEMANY_ROWS``::
+
+    bulk = bulk_rows(User, ({"username": f"u{i}", "email": f"u{i}@x.io"} for i in range(10_000)))
+    async with session_scope() as session:
+        await insert_bulk(session, User.__table__, bulk)
+
+On PostgreSQL, MySQL/MariaDB and SQLite the INSERT is compiled once per (dialect, keys)
+and each column's values go through that column type's bind processor in one ``map``
+(UTC conversion, orjson), giving the same tuples SQLAlchemy would build row by row;
+they are sent with ``exec_driver_sql`` on the session's connection, so the statement
+still runs through SQLAlchemy's execution: engine and cursor events (slow-query
+monitor, metrics), error translation, the session's transaction and pool bookkeeping.
+Everything else (other dialects, bind typing by ``setinputsizes``, Python-side
+primary-key defaults, SQL-expression defaults, ``schema_translate_map``, sessions with
+``do_orm_execute`` hooks such as read-only sessions) takes the ORM path:
+``session.execute(insert(table), dicts)`` in chunks under the bind-parameter limit.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import Dialect, Table, insert, inspect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import BindTyping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pkg.database.query.limits import rows_per_statement
+from pkg.database.query.writes import check_fields
+
+__all__ = ["EXECUTEMANY_ROWS", "BulkRows", "bulk_rows", "insert_bulk"]
+
+EXECUTEMANY_ROWS = 10_000  # rows converted and sent per executemany (bounds the extra memory)
+_DIRECT_DIALECTS = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
+_MISSING: Any = object()
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRows:
+    """Rows as columns: ``values[i]`` holds column ``keys[i]`` of every row, defaults filled."""
+
+    keys: tuple[str, ...]
+    values: list[list[Any]]
+    count: int
+
+    def dicts(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+        """Rows ``start:stop`` as ``{column key: value}`` (the form ``fill_defaults`` returns)."""
+        cols = [v[start:stop] for v in self.values]
+        return [dict(zip(self.keys, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    column_key: Mapping[str, str]  # attribute name -> column key
+    defaults: tuple[tuple[str, Any], ...]  # (column key, ColumnDefault) of non-PK Python defaults
+
+
+_models: weakref.WeakKeyDictionary[type[Any], _Model] = weakref.WeakKeyDictionary()
+
+
+def _model(model: type[Any]) -> _Model:
+    known = _models.get(model)
+    if known is None:
+        mapper = inspect(model)
+        keys = {name: prop.columns[0].key for name, prop in mapper.column_attrs.items()}
+        table: Table = mapper.local_table
+        defaults = tuple(
+            (c.key, c.default) for c in table.columns if c.default is not None and not c.primary_key
+        )
+        known = _models[model] = _Model(keys, defaults)
+    return known
+
+
+def _default_values(default: Any, n: int) -> list[Any]:
+    if default.is_callable:
+        call = default.arg
+        return [call(None) for _ in range(n)]
+    return [default.arg] * n
+
+
+def _column(rows: Sequence[Mapping[str, Any]], name: str, default: Any, uniform: bool) -> list[Any]:
+    if uniform:
+        return [row[name] for row in rows]
+    values = [row.get(name, _MISSING) for row in rows]
+    for i, value in enumerate(values):
+        if value is _MISSING:  # the key is in other rows only: its default, else NULL
+            values[i] = None if default is None else _default_values(default, 1)[0]
+    return values
+
+
+def bulk_rows(model: type[Any], rows: Iterable[Mapping[str, Any]]) -> BulkRows:
+    """``rows`` of ``model`` (attribute names) checked, as columns, Python defaults filled."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    names = list(dict.fromkeys(chain.from_iterable(rows)))
+    check_fields(model, names)
+    plan = _model(model)
+    defaults = dict(plan.defaults)
+    uniform = not rows or min(map(len, rows)) == len(names)
+    keys, values = [], []
+    for name in names:
+        key = plan.column_key[name]
+        keys.append(key)
+        values.append(_column(rows, name, defaults.get(key), uniform))
+    for key, default in plan.defaults:
+        if key not in keys:
+            keys.append(key)
+            values.append(_default_values(default, len(rows)))
+    return BulkRows(tuple(keys), values, len(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    sql: str
+    order: tuple[int, ...]  # positions in BulkRows.keys, in the statement's parameter order
+    processors: tuple[Processor | None, ...]
+    row_format: Any  # the dialect's execute_sequence_format (tuple on these drivers)
+
+
+_compiled: weakref.WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], _Direct | None]]
+_compiled = weakref.WeakKeyDictionary()
+
+
+def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Direct | None:
+    """The statement and per-column processors SQLAlchemy would use; None: take the ORM path."""
+    if dialect.name not in _DIRECT_DIALECTS or dialect.bind_typing is BindTyping.SETINPUTSIZES:
+        return None
+    compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    names = compiled.positiontup
+    if (
+        not compiled.positional
+        or compiled.insert_prefetch
+        or compiled.literal_execute_params
+        or compiled.post_compile_params
+        or compiled._insertmanyvalues is not None
+        or sorted(names) != sorted(keys)
+    ):
+        return None
+    order = tuple(keys.index(name) for name in names)
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+    return _Direct(compiled.string, order, processors, dialect.execute_sequence_format)
+
+
+def _direct(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Direct | None:
+    per_dialect = _compiled.setdefault(dialect, {})
+    if (table, keys) not in per_dialect:
+        per_dialect[table, keys] = _plan(dialect, table, keys)
+    return per_dialect[table, keys]
+
+
+def _params(plan: _Direct, bulk: BulkRows, start: int, stop: int) -> list[Any]:
+    """Rows ``start:stop`` as the driver's parameter tuples; a value a bind processor rejects
+    raises ``StatementError`` (cause kept), as SQLAlchemy's own parameter processing does."""
+    cols = []
+    try:
+        for at, proc in zip(plan.order, plan.processors, strict=True):
+            values = bulk.values[at][start:stop]
+            cols.append(values if proc is None else list(map(proc, values)))
+    except Exception as exc:
+        raise sa_exc.StatementError(str(exc), plan.sql, None, exc, hide_parameters=True) from exc
+    rows = zip(*cols, strict=True)
+    return list(rows) if plan.row_format is tuple else list(map(plan.row_format, rows))
+
+
+def _plain_defaults(bulk: BulkRows, table: Table) -> bool:
+    """Every filled default is a value or a Python callable (SQL-expression and sequence
+    defaults are left to the ORM path)."""
+    for key in bulk.keys:
+        default = table.c[key].default
+        if default is not None and not (default.is_callable or default.is_scalar):
+            return False
+    return True
+
+
+async def insert_bulk(session: AsyncSession, table: Table, bulk: BulkRows) -> None:
+    """INSERT every row of ``bulk`` into ``table`` in ``session``'s transaction."""
+    stmt = insert(table)
+    bind = session.get_bind(clause=stmt)
+    plan = None
+    direct_ok = not session.sync_session.dispatch.do_orm_execute and _plain_defaults(bulk, table)
+    if direct_ok and not bind.get_execution_options().get("schema_translate_map"):
+        plan = _direct(bind.dialect, table, bulk.keys)
+    if plan is None:
+        step = rows_per_statement(bind.dialect.name, len(bulk.keys))
+        for i in range(0, bulk.count, step):
+            await session.execute(stmt, bulk.dicts(i, i + step))
+        return
+    conn = await session.connection(bind_arguments={"clause": stmt})
+    for i in range(0, bulk.count, EXECUTEMANY_ROWS):
+        await conn.exec_driver_sql(plan.sql, _params(plan, bulk, i, i + EXECUTEMANY_ROWS))
