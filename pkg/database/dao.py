@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Table, inspect, select
+from sqlalchemy import Select, Table, bindparam, inspect, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pkg.database.actor import current_actor
+from pkg.database.direct import direct_connection
 from pkg.database.errors import (
     ConcurrencyConflictError,
     ConfigurationError,
@@ -36,6 +37,7 @@ from pkg.database.errors import (
 from pkg.database.query.builder import QueryBuilder
 from pkg.database.query.bulk import bulk_rows, insert_bulk
 from pkg.database.query.cursors import KeysetCodec
+from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
@@ -77,11 +79,21 @@ class BaseDao(Generic[ModelT]):
             self._version_key = mapper.get_property_by_column(mapper.version_id_col).key
         self._loads = load_options(self.model_cls, self.default_loads)  # checked here, once
         self._get_options = (*self._loads, RAISE_UNLOADED)
+        self._hydrator: Hydrator[ModelT] = Hydrator(self.model_cls)
+        self._get_stmt = self._direct_get_statement()
+
+    def _direct_get_statement(self) -> Select[Any] | None:
+        """The prebuilt session-less ``get`` SELECT (None: the model needs the ORM path)."""
+        if not self._hydrator.plain or self._loads:
+            return None
+        columns = inspect(self.model_cls).primary_key
+        return self._hydrator.select().where(*(c == bindparam(f"pk{i}") for i, c in enumerate(columns)))
 
     # -- queries and transactions ---------------------------------------------------
     def query(self) -> QueryBuilder[ModelT]:
         """A new builder over ``model_cls`` (soft-deleted rows excluded, ``default_loads`` loaded)."""
-        return QueryBuilder(self.model_cls, self._scope, self._codec, loader_options=self._loads)
+        loads, hydrator = self._loads, self._hydrator
+        return QueryBuilder(self.model_cls, self._scope, self._codec, loader_options=loads, hydrator=hydrator)
 
     def transaction(self, *, autoflush: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with dao.transaction() as session:`` commit on success, rollback on error."""
@@ -123,9 +135,17 @@ class BaseDao(Generic[ModelT]):
         self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
     ) -> ModelT | None:
         """The row with primary key ``pk``, or None (soft-deleted rows count as absent)."""
-        async with self._scope.read(session) as s:
-            obj = await s.get(self.model_cls, pk, options=self._get_options)
-        if obj is not None and self._soft and not include_deleted and obj.deleted_at is not None:
+        stmt = self._get_stmt
+        engine = self._scope.direct(session) if stmt is not None else None
+        if engine is not None and stmt is not None:  # own read, plain model: no session (direct.py)
+            params = {f"pk{i}": v for i, v in enumerate(self._pk_filter(pk).values())}
+            async with direct_connection(engine) as conn:
+                found = self._hydrator.instances((await conn.execute(stmt, params)).all())
+            obj = found[0] if found else None
+        else:
+            async with self._scope.read(session) as s:
+                obj = await s.get(self.model_cls, pk, options=self._get_options)
+        if obj is not None and self._soft and not include_deleted and obj.deleted_at is not None:  # type: ignore[attr-defined]
             return None
         return obj
 

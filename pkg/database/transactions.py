@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from pkg.database.direct import direct_connection, direct_engine
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
 from pkg.database.query.limits import autocommit_reads, autocommit_writes
 from pkg.database.routing.router import routed
@@ -223,6 +224,25 @@ class CallSession:
             return False
         engine = _provider_engine(self.provider)
         return engine is None or _match(opened, self.provider, engine) is not None
+
+    def direct(self, session: AsyncSession | None = None) -> AsyncEngine | None:
+        """The engine a session-less own read may use (:mod:`pkg.database.direct`), or None
+        when the call joins a transaction or the provider's sessions may differ."""
+        if session is not None or (_open.get() and self.joins(None)):
+            return None
+        return direct_engine(self.provider)
+
+    @asynccontextmanager
+    async def read_connection(self, session: AsyncSession | None = None) -> AsyncIterator[AsyncConnection]:
+        """A connection for a Core read: a bare one when :meth:`direct` allows, else the read
+        session's (joined or own)."""
+        engine = self.direct(session)
+        if engine is not None:
+            async with direct_connection(engine) as conn:
+                yield conn
+            return
+        async with self.read(session) as s:
+            yield await s.connection()
 
     @asynccontextmanager
     async def read(

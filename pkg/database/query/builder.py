@@ -10,7 +10,6 @@ Every method returns a new builder; the parent never changes::
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -31,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pkg.database.errors import (
     MultipleResultsError,
@@ -40,6 +39,8 @@ from pkg.database.errors import (
     UnsafeQueryError,
 )
 from pkg.database.query.cursors import KeysetCodec
+from pkg.database.query.hydrate import Hydrator
+from pkg.database.query.limits import MAX_ROWS_ARG, row_count
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.lookups import build_lookups, model_columns
 from pkg.database.query.ordering import (
@@ -48,6 +49,7 @@ from pkg.database.query.ordering import (
     keyset_predicate,
     order_clauses,
     parse_sort,
+    sort_value_type,
     with_pk_tiebreaker,
 )
 from pkg.database.query.pages import KeysetPage, Page
@@ -56,7 +58,7 @@ from pkg.database.schemas import SchemaQuery, SchemaT
 from pkg.database.transactions import CallSession
 from pkg.database.types import utcnow
 
-__all__ = ["QueryBuilder"]
+__all__ = ["MAX_ROWS_ARG", "QueryBuilder", "row_count"]
 
 ModelT = TypeVar("ModelT")
 Deleted = Literal["exclude", "include", "only"]
@@ -76,6 +78,7 @@ class QueryBuilder(Generic[ModelT]):
     deleted: Deleted = "exclude"
     lock: tuple[bool, bool] | None = None
     loader_options: tuple[Any, ...] = field(default=())
+    hydrator: Hydrator[ModelT] | None = None  # set: own reads may skip the session (direct.py)
 
     def _replace(self, **changes: Any) -> QueryBuilder[ModelT]:
         """A copy with ``changes`` (a lean ``dataclasses.replace``: this is the hot path)."""
@@ -199,7 +202,7 @@ class QueryBuilder(Generic[ModelT]):
         sort, spec = self._keyset_spec()
         query = self._replace(sort=sort, limit_=size + 1, offset_=None)
         if after is not None:
-            types = [_python_type(self.model, k.name) for k in sort]
+            types = [sort_value_type(self.model, k.name) for k in sort]
             values = self.codec.decode(spec, after, types)
             query = query.where(keyset_predicate(self.model, sort, values))
 
@@ -209,7 +212,22 @@ class QueryBuilder(Generic[ModelT]):
         return query, cursor_for
 
     # -- reads ----------------------------------------------------------------------
+    def _direct(self, session: AsyncSession | None) -> bool:
+        """True when this read may run on a bare connection (:mod:`pkg.database.direct`)."""
+        plain = self.hydrator is not None and self.hydrator.plain
+        return (
+            plain and not self.loader_options and self.lock is None and self.scope.direct(session) is not None
+        )
+
+    async def _instances(self, conn: AsyncConnection) -> list[ModelT]:
+        assert self.hydrator is not None
+        result = await conn.execute(self._apply(self.hydrator.select(), self.sort))
+        return self.hydrator.instances(result.all())
+
     async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
+        if self._direct(session):
+            async with self.scope.read_connection() as conn:
+                return await self._instances(conn)
         async with self.scope.read(session, primary=self.lock is not None) as s:  # FOR UPDATE: primary
             result = await s.scalars(self.statement())
             return list((result.unique() if self.loader_options else result).all())  # joined loads
@@ -234,20 +252,17 @@ class QueryBuilder(Generic[ModelT]):
         return row
 
     async def count(self, *, session: AsyncSession | None = None) -> int:
-        async with self.scope.read(session) as s:
-            conn = await s.connection()
+        async with self.scope.read_connection(session) as conn:
             return int((await conn.execute(self.count_statement())).scalar_one())
 
     async def exists(self, *, session: AsyncSession | None = None) -> bool:
         """``SELECT 1 WHERE EXISTS (...)``: no row is fetched."""
-        async with self.scope.read(session) as s:
-            conn = await s.connection()
+        async with self.scope.read_connection(session) as conn:
             return (await conn.execute(self.exists_statement())).first() is not None
 
     async def dicts(self, *, session: AsyncSession | None = None) -> list[dict[str, Any]]:
         """Rows as plain dicts keyed by column name (Core speed, no identity map)."""
-        async with self.scope.read(session) as s:
-            conn = await s.connection()
+        async with self.scope.read_connection(session) as conn:
             result = await conn.execute(self._table_columns())
             return [dict(row) for row in result.mappings()]
 
@@ -291,6 +306,11 @@ class QueryBuilder(Generic[ModelT]):
     ) -> Page[ModelT]:
         """Offset page ``page`` (1-based) of ``size`` rows, PK-tiebroken, with the total."""
         paged = self.page_query(page, size)
+        if self._direct(session):  # one bare connection for the count and the rows
+            async with self.scope.read_connection() as conn:
+                total = int((await conn.execute(self.count_statement())).scalar_one())
+                items = await paged._instances(conn) if total > (page - 1) * size else []
+            return Page(items=items, total=total, page=page, size=size)
         async with self.scope.read(session) as s:
             total = await self.count(session=s)
             items = await paged.all(session=s) if total > (page - 1) * size else []
@@ -356,30 +376,3 @@ class QueryBuilder(Generic[ModelT]):
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(QueryBuilder))
-MAX_ROWS_ARG = 2**31 - 1  # the largest limit / offset / page size: a signed 32-bit int on every dialect
-
-
-def row_count(name: str, value: Any, low: int, high: int = MAX_ROWS_ARG) -> int:
-    """``value`` as a whole number in ``[low, high]``, checked before any SQL; ``QueryError`` if not.
-
-    Refuses bool, float, str and out-of-range values (MariaDB would answer ``LIMIT -1``
-    with a raw syntax error, others differ); accepts any integer type (``__index__``).
-    """
-    try:
-        number = operator.index(value) if not isinstance(value, bool) else None
-    except TypeError:
-        number = None
-    if number is None:
-        raise QueryError(f"{name} must be a whole number, not {type(value).__name__}")
-    if not low <= number <= high:
-        raise QueryError(f"{name} must be between {low} and {high}")
-    return number
-
-
-def _python_type(model: type[Any], name: str) -> type[Any] | None:
-    column_type = inspect(model).column_attrs[name].columns[0].type
-    column_type = getattr(column_type, "impl_instance", column_type)
-    try:
-        return column_type.python_type  # type: ignore[no-any-return]
-    except NotImplementedError:
-        return None

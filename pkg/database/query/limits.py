@@ -14,16 +14,21 @@ driver's bind-parameter limit; ``in_list_limit`` caps one IN list (Oracle: 1000)
 
 from __future__ import annotations
 
+import operator
 import sqlite3
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+from pkg.database.errors import QueryError
 
 __all__ = [
     "INLINE_IN_ITEMS",
+    "MAX_ROWS_ARG",
     "autocommit_reads",
     "autocommit_writes",
     "in_list_limit",
     "long_in_form",
     "max_bind_params",
+    "row_count",
     "rows_per_statement",
 ]
 
@@ -85,3 +90,23 @@ def autocommit_reads(dialect: str) -> bool:
 def autocommit_writes(dialect: str) -> bool:
     """Whether an own session sending exactly one write statement runs it in AUTOCOMMIT."""
     return dialect in _AUTOCOMMIT_WRITES
+
+
+MAX_ROWS_ARG = 2**31 - 1  # the largest limit / offset / page size: a signed 32-bit int on every dialect
+
+
+def row_count(name: str, value: Any, low: int, high: int = MAX_ROWS_ARG) -> int:
+    """``value`` as a whole number in ``[low, high]``, checked before any SQL; ``QueryError`` if not.
+
+    Refuses bool, float, str and out-of-range values (MariaDB would answer ``LIMIT -1``
+    with a raw syntax error, others differ); accepts any integer type (``__index__``).
+    """
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None:
+        raise QueryError(f"{name} must be a whole number, not {type(value).__name__}")
+    if not low <= number <= high:
+        raise QueryError(f"{name} must be between {low} and {high}")
+    return number

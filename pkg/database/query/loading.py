@@ -29,14 +29,21 @@ from sqlalchemy.orm.path_registry import _DEFAULT_TOKEN
 
 from pkg.database.errors import UnknownFieldError, UnloadedRelationError
 
-__all__ = ["RAISE_UNLOADED", "STRATEGIES", "load_options", "relation_names", "resolve_relation"]
+__all__ = [
+    "RAISE_UNLOADED",
+    "STRATEGIES",
+    "UNLOADED_STRATEGY",
+    "load_options",
+    "relation_names",
+    "resolve_relation",
+]
 
 STRATEGIES = {"selectin": selectinload, "joined": joinedload}
-_UNLOADED = "kit_unloaded"
+UNLOADED_STRATEGY = "kit_unloaded"  # the lazy= name of the raising loader
 _LazyLoader: Any = getattr(strategies, "_LazyLoader", None) or strategies.LazyLoader  # type: ignore[attr-defined]
 
 
-@RelationshipProperty.strategy_for(lazy=_UNLOADED)
+@RelationshipProperty.strategy_for(lazy=UNLOADED_STRATEGY)
 class _RaiseUnloaded(_LazyLoader):  # type: ignore[misc]
     """``lazy="raise"`` that raises the kit's :class:`UnloadedRelationError`."""
 
@@ -50,13 +57,13 @@ class _RaiseUnloaded(_LazyLoader):  # type: ignore[misc]
 
 def _raise_rest(load: Any) -> Any:
     """``load`` plus "every other relation below it raises when touched"."""
-    return load._set_relationship_strategy("*", {"lazy": _UNLOADED})
+    return load._set_relationship_strategy("*", {"lazy": UNLOADED_STRATEGY})
 
 
 # The statement-level wildcard, as ``raiseload("*")`` builds it, with the kit's strategy.
 RAISE_UNLOADED: Any = strategy_options._WildcardLoad()._set_relationship_strategy(
     _DEFAULT_TOKEN,  # type: ignore[arg-type]
-    {"lazy": _UNLOADED},
+    {"lazy": UNLOADED_STRATEGY},
 )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, inspect, literal, or_
 from pkg.database.errors import QueryError, UnknownFieldError
 from pkg.database.query.lookups import column_names, model_columns, resolve_column
 
-__all__ = ["SortKey", "keyset_predicate", "parse_sort", "with_pk_tiebreaker"]
+__all__ = ["SortKey", "keyset_predicate", "parse_sort", "sort_value_type", "with_pk_tiebreaker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,13 @@ def keyset_predicate(model: type[Any], keys: Sequence[SortKey], values: Sequence
         step = columns[i] < bound[i] if key.desc else columns[i] > bound[i]
         branches.append(and_(*equal, step))
     return or_(*branches)
+
+
+def sort_value_type(model: type[Any], name: str) -> type[Any] | None:
+    """The Python type of sort column ``name`` (to decode a cursor value), None if unknown."""
+    column_type = inspect(model).column_attrs[name].columns[0].type
+    column_type = getattr(column_type, "impl_instance", column_type)
+    try:
+        return column_type.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return None

@@ -35,7 +35,7 @@ from pkg.database.routing.positions import closed_locally, primary_position, pro
 from pkg.database.routing.session import ROUTE_KEY, RoutedSession
 from pkg.database.utils import mask_url
 
-__all__ = ["Replica", "Router", "routed", "router_for"]
+__all__ = ["Replica", "Router", "has_router", "routed", "router_for"]
 
 logger = logging.getLogger("pkg.database.routing")
 
@@ -224,6 +224,11 @@ def router_for(session: AsyncSession) -> Router | None:
     """The router of the primary ``session`` is bound to, or None."""
     bind: Any = session.bind
     return _routers.get(getattr(bind, "sync_engine", bind)) if bind is not None else None
+
+
+def has_router(engine: AsyncEngine) -> bool:
+    """True when reads of ``engine`` are routed (replicas configured for it)."""
+    return bool(_routers) and engine.sync_engine in _routers
 
 
 def routed(session: AsyncSession, *, primary: bool = False) -> AbstractAsyncContextManager[AsyncSession]:

@@ -1,0 +1,83 @@
+"""Session-less own reads: when a DAO call may read on a bare connection, and that connection.
+
+A DAO or builder read that opens its own session only needs a connection: it sends SELECTs
+and closes. Skipping the ``AsyncSession`` (its transaction bookkeeping, the ORM execution
+context, one greenlet hop per awaited call) halves the client CPU of a primary-key read.
+:func:`direct_engine` allows it only where the result cannot differ from the session's:
+
+* the provider is a plain ``async_sessionmaker`` (``new_async_session_maker``) bound to one
+  ``AsyncEngine``, of ``AsyncSession``, without options that change how statements run;
+* no listener on its Session class (``do_orm_execute`` may rewrite statements,
+  ``after_begin`` may set a tenant, ...): those run on the session path;
+* no replicas for that engine (routing picks the engine per read session);
+
+and the caller checks that the call joins no transaction (``session=``, ``transaction()``).
+Rows become instances through :class:`~pkg.database.query.hydrate.Hydrator`. The connection
+gets what the session would have: AUTOCOMMIT on PostgreSQL (not behind PgBouncer), else a
+transaction that closing rolls back; errors become the kit's typed errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from pkg.database.errors import translate_error
+from pkg.database.query.limits import autocommit_reads
+from pkg.database.routing.router import has_router
+from pkg.database.utils import behind_pooler
+
+__all__ = ["direct_connection", "direct_engine"]
+
+_SAFE_OPTIONS = frozenset({"bind", "autoflush", "expire_on_commit", "info"})
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+def direct_engine(provider: Any) -> AsyncEngine | None:
+    """The engine a session-less read of ``provider`` may use, or None (see module doc)."""
+    if not isinstance(provider, async_sessionmaker) or provider.class_ is not AsyncSession:
+        return None
+    options = provider.kw
+    bind = options.get("bind")
+    if not isinstance(bind, AsyncEngine) or not options.keys() <= _SAFE_OPTIONS:
+        return None
+    if _session_hooks() or has_router(bind):
+        return None
+    return bind
+
+
+def _session_hooks() -> bool:
+    """True when the Session class has any listener (``do_orm_execute`` may rewrite the
+    statement, ``after_begin`` may ``SET`` a tenant, ``loaded_as_persistent`` sees each row...):
+    the session path then runs them."""
+    return any(_class_listeners())
+
+
+_listeners: list[Any] = []
+
+
+def _class_listeners() -> list[Any]:
+    """The Session class's listener collections, one per event (live: SQLAlchemy updates them
+    in place on ``event.listen`` / ``event.remove``), gathered once from a bare Session."""
+    if not _listeners:
+        dispatch: Any = AsyncSession.sync_session_class().dispatch
+        _listeners.extend(getattr(dispatch, name).parent_listeners for name in dispatch._event_names)
+    return _listeners
+
+
+@asynccontextmanager
+async def direct_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection to read on, as the own read session would have it; never COMMITs."""
+    try:
+        async with engine.connect() as conn:
+            if autocommit_reads(engine.dialect.name) and not behind_pooler(engine.sync_engine):
+                await conn.execution_options(**_AUTOCOMMIT)
+            yield conn
+    except Exception as exc:
+        translated = translate_error(exc)
+        if translated is not exc:
+            raise translated from exc
+        raise

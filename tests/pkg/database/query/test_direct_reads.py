@@ -1,0 +1,161 @@
+"""Own reads without an ORM session (``pkg/database/direct.py`` + ``query/hydrate.py``): the
+same detached instances, the same errors, and the session path wherever a session could
+differ (a caller's or ambient transaction, statement hooks, eager loads, FOR UPDATE)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import ForeignKey, Integer, String, event, func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, column_property, deferred, mapped_column
+
+from internal.dao.user import UserDao
+from internal.models.user import User
+from pkg.database.errors import DatabaseError, UnloadedRelationError
+from pkg.database.query.hydrate import Hydrator
+
+
+@pytest.fixture
+def orm_statements(engine: AsyncEngine) -> Iterator[list[bool]]:
+    """Per statement the engine runs: True when a Session sent it (``Session.execute`` adds
+    its result options), False for a statement run on a bare connection."""
+    seen: list[bool] = []
+
+    def before_execute(conn: Any, clause: Any, multi: Any, params: Any, options: Any) -> None:
+        seen.append("_result_disable_adapt_to_context" in options)
+
+    event.listen(engine.sync_engine, "before_execute", before_execute)
+    yield seen
+    event.remove(engine.sync_engine, "before_execute", before_execute)
+
+
+def _columns(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_sa_")}
+
+
+async def _seed(users: UserDao, n: int = 5) -> list[User]:
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    return [
+        await users.create(
+            username=f"u{i}", email=f"u{i}@x.io", profile={"n": i, "tags": ["a"]}, created_at=when
+        )
+        for i in range(n)
+    ]
+
+
+async def test_reads_send_no_session_and_match_the_session_path(
+    users: UserDao, maker: async_sessionmaker[AsyncSession], orm_statements: list[bool]
+) -> None:
+    made = await _seed(users)
+    orm_statements.clear()
+    direct = await users.get(made[2].id)
+    listed = await users.query().order_by("id").all()
+    keyset = await users.query().order_by("id").keyset(size=2)
+    assert orm_statements == [False, False, False]  # SELECTs on a bare connection
+    page = await users.query().order_by("id").page(1, 2)
+    counted, exists = await users.count(), await users.exists(username="u1")
+    async with maker() as s:
+        orm_statements.clear()
+        via_session = await users.get(made[2].id, session=s)
+        listed_session = await users.query().order_by("id").all(session=s)
+    assert orm_statements == [True, True]  # joined: the session's ORM path (the check can fail)
+    assert direct is not None and via_session is not None
+    assert _columns(direct) == _columns(via_session)
+    assert [_columns(u) for u in listed] == [_columns(u) for u in listed_session]
+    assert direct.profile == {"n": 2, "tags": ["a"]} and direct.created_at.utcoffset() == timedelta(0)
+    assert [u.id for u in page.items] == [made[0].id, made[1].id] and page.total == 5
+    assert [u.id for u in keyset.items] == [made[0].id, made[1].id] and keyset.next_cursor
+    assert (counted, exists) == (5, True)
+
+
+async def test_instances_are_detached_loaded_and_usable_in_a_new_session(
+    users: UserDao, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    made = await _seed(users, 1)
+    user = await users.get(made[0].id)
+    assert user is not None
+    state = inspect(user)
+    assert state.detached and state.key == (User, (made[0].id,), None) and not state.unloaded - {"orders"}
+    with pytest.raises(UnloadedRelationError, match=r"User\.orders was not loaded"):
+        _ = user.orders
+    async with maker() as s:  # a detached, loaded instance: add it, change it, commit
+        s.add(user)
+        user.username = "renamed"
+        await s.commit()
+    fresh = await users.get_or_raise(made[0].id)
+    assert fresh.username == "renamed" and fresh.version == 2
+
+
+async def test_soft_deleted_rows_stay_hidden(users: UserDao) -> None:
+    made = await _seed(users, 2)
+    assert await users.soft_delete_by_id(made[0].id)
+    assert await users.get(made[0].id) is None
+    assert (await users.get(made[0].id, include_deleted=True)) is not None
+    assert [u.id for u in await users.query().all()] == [made[1].id]
+    assert [u.id for u in await users.query().only_deleted().all()] == [made[0].id]
+
+
+async def test_errors_are_the_same_typed_errors(
+    users: UserDao, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    await _seed(users, 1)
+    bad = users.query().where(func.no_such_function(User.id) == 1)
+    with pytest.raises(DatabaseError) as direct:
+        await bad.all()
+    async with maker() as s:
+        with pytest.raises(DatabaseError) as joined:
+            await bad.all(session=s)
+    assert type(direct.value) is type(joined.value) and direct.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("hook", ["do_orm_execute", "after_begin"])
+async def test_session_hooks_keep_the_session_path(users: UserDao, hook: str) -> None:
+    made = await _seed(users, 2)
+    seen: list[Any] = []
+
+    def listener(*args: Any) -> None:  # e.g. a tenant SET in after_begin, a statement rewrite
+        seen.append(args)
+
+    event.listen(Session, hook, listener)
+    try:
+        assert (await users.get(made[0].id)) is not None
+        assert len(await users.query().all()) == 2
+    finally:
+        event.remove(Session, hook, listener)
+    assert len(seen) == 2  # both reads went through a session, where the hook runs
+    seen.clear()
+    await users.get(made[0].id)
+    assert seen == []  # removed again: no session, no hook
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Plain(_Base):
+    __tablename__ = "direct_plain"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+
+class _Deferred(_Base):
+    __tablename__ = "direct_deferred"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[str] = deferred(mapped_column(String(20)))
+
+
+class _Expression(_Base):
+    __tablename__ = "direct_expression"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("direct_plain.id"))
+    names = column_property(select(_Plain.name).where(_Plain.id == parent_id).scalar_subquery())
+
+
+def test_only_plain_mappers_are_hydrated() -> None:
+    assert Hydrator(_Plain).plain and Hydrator(User).plain
+    assert not Hydrator(_Deferred).plain  # the ORM would leave the column unloaded
+    assert not Hydrator(_Expression).plain  # a SQL expression, not a table column
