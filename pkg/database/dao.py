@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, inspect, select
+from sqlalchemy import Table, inspect, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pkg.database.actor import current_actor
-from pkg.database.direct import direct_connection
 from pkg.database.errors import (
     ConcurrencyConflictError,
     ConfigurationError,
@@ -40,6 +39,7 @@ from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
+from pkg.database.query.single import NOT_APPLICABLE, SingleRows
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
 from pkg.database.query.writes import check_fields, one_statement_flush, returning_update
 from pkg.database.retry import execute_transaction
@@ -80,14 +80,11 @@ class BaseDao(Generic[ModelT]):
         self._loads = load_options(self.model_cls, self.default_loads)  # checked here, once
         self._get_options = (*self._loads, RAISE_UNLOADED)
         self._hydrator: Hydrator[ModelT] = Hydrator(self.model_cls)
-        self._get_stmt = self._direct_get_statement()
+        self._rows = SingleRows(self.model_cls, self._hydrator)  # own calls: no session (direct.py)
 
-    def _direct_get_statement(self) -> Select[Any] | None:
-        """The prebuilt session-less ``get`` SELECT (None: the model needs the ORM path)."""
-        if not self._hydrator.plain or self._loads:
-            return None
-        columns = inspect(self.model_cls).primary_key
-        return self._hydrator.select().where(*(c == bindparam(f"pk{i}") for i, c in enumerate(columns)))
+    def _direct(self, session: AsyncSession | None) -> Any:
+        """The engine this call may use without a session, or None (``pkg/database/direct.py``)."""
+        return None if self._loads else self._scope.direct(session)
 
     # -- queries and transactions ---------------------------------------------------
     def query(self) -> QueryBuilder[ModelT]:
@@ -114,6 +111,9 @@ class BaseDao(Generic[ModelT]):
             raise QueryError(f"{self.model_cls.__name__} primary key has {len(self._pk)} columns")
         return dict(zip(self._pk, values, strict=True))
 
+    def _pk_values(self, pk: Any) -> tuple[Any, ...]:
+        return tuple(self._pk_filter(pk).values())
+
     def _by_pk(self, pk: Any, include_deleted: bool = False) -> QueryBuilder[ModelT]:
         builder = self.query().filter(**self._pk_filter(pk))
         return builder.include_deleted() if include_deleted else builder
@@ -126,6 +126,9 @@ class BaseDao(Generic[ModelT]):
         values = {**schema_values(schema, partial=False), **values}
         check_fields(self.model_cls, values)
         obj = self.model_cls(**values)
+        engine = self._direct(session)
+        if engine is not None and (made := await self._rows.create(engine, obj)) is not NOT_APPLICABLE:
+            return made  # type: ignore[return-value]
         single = one_statement_flush(self.model_cls)  # own session: AUTOCOMMIT where atomic
         async with self._scope.write(session, single=single) as s:  # flushes (joined) or commits (own)
             s.add(obj)
@@ -135,19 +138,15 @@ class BaseDao(Generic[ModelT]):
         self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
     ) -> ModelT | None:
         """The row with primary key ``pk``, or None (soft-deleted rows count as absent)."""
-        stmt = self._get_stmt
-        engine = self._scope.direct(session) if stmt is not None else None
-        if engine is not None and stmt is not None:  # own read, plain model: no session (direct.py)
-            params = {f"pk{i}": v for i, v in enumerate(self._pk_filter(pk).values())}
-            async with direct_connection(engine) as conn:
-                found = self._hydrator.instances((await conn.execute(stmt, params)).all())
-            obj = found[0] if found else None
-        else:
+        engine = self._direct(session)
+        found = await self._rows.get(engine, self._pk_values(pk)) if engine is not None else NOT_APPLICABLE
+        if found is NOT_APPLICABLE:
             async with self._scope.read(session) as s:
-                obj = await s.get(self.model_cls, pk, options=self._get_options)
-        if obj is not None and self._soft and not include_deleted and obj.deleted_at is not None:  # type: ignore[attr-defined]
+                found = await s.get(self.model_cls, pk, options=self._get_options)
+        obj: Any = found
+        if obj is not None and self._soft and not include_deleted and obj.deleted_at is not None:
             return None
-        return obj
+        return obj  # type: ignore[no-any-return]
 
     async def get_or_raise(
         self, pk: Any, *, include_deleted: bool = False, session: AsyncSession | None = None
@@ -208,6 +207,11 @@ class BaseDao(Generic[ModelT]):
         keys = self._pk_filter(pk)
         if expected is not None:
             keys[self._version_key] = expected
+        engine = self._direct(None)
+        if engine is not None:
+            found = await self._rows.update(engine, keys, values, live=self._soft)
+            if found is not NOT_APPLICABLE:
+                return found  # type: ignore[return-value]
         async with self._scope.write(single=True) as s:
             stmt = returning_update(self.model_cls, keys, values, s.get_bind().dialect, live=self._soft)
             if stmt is None:
@@ -216,6 +220,12 @@ class BaseDao(Generic[ModelT]):
 
     async def delete_by_id(self, pk: Any, *, session: AsyncSession | None = None) -> bool:
         """Hard-DELETE one row; True if it existed."""
+        engine = self._direct(session)
+        if (
+            engine is not None
+            and (gone := await self._rows.delete(engine, self._pk_values(pk))) is not NOT_APPLICABLE
+        ):
+            return bool(gone)
         stmt = sa_delete(self.model_cls).filter_by(**self._pk_filter(pk))
         async with self._scope.write(session, single=True) as s:
             result = await s.execute(stmt)

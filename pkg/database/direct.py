@@ -26,11 +26,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from pkg.database.errors import translate_error
-from pkg.database.query.limits import autocommit_reads
+from pkg.database.query.limits import autocommit_reads, autocommit_writes
 from pkg.database.routing.router import has_router
 from pkg.database.utils import behind_pooler
 
-__all__ = ["direct_connection", "direct_engine"]
+__all__ = ["direct_connection", "direct_engine", "direct_write"]
 
 _SAFE_OPTIONS = frozenset({"bind", "autoflush", "expire_on_commit", "info"})
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
@@ -71,11 +71,34 @@ def _class_listeners() -> list[Any]:
 @asynccontextmanager
 async def direct_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection to read on, as the own read session would have it; never COMMITs."""
-    try:
-        async with engine.connect() as conn:
-            if autocommit_reads(engine.dialect.name) and not behind_pooler(engine.sync_engine):
-                await conn.execution_options(**_AUTOCOMMIT)
+    autocommit = autocommit_reads(engine.dialect.name) and not behind_pooler(engine.sync_engine)
+    async with _translated(), engine.connect() as conn:
+        if autocommit:
+            await conn.execution_options(**_AUTOCOMMIT)
+        yield conn
+
+
+@asynccontextmanager
+async def direct_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for ONE own write statement, as the own write session runs it: AUTOCOMMIT
+    where one statement is atomic and that saves BEGIN and COMMIT (PostgreSQL, not behind
+    PgBouncer), else a transaction committed when the block succeeds. Both end in
+    ``commit()``: the engine's ``commit`` listeners (read-your-writes marks) hear it."""
+    if autocommit_writes(engine.dialect.name) and not behind_pooler(engine.sync_engine):
+        async with _translated(), engine.connect() as conn:
+            await conn.execution_options(**_AUTOCOMMIT)
             yield conn
+            await conn.commit()  # sends nothing in AUTOCOMMIT; fires the commit event
+        return
+    async with _translated(), engine.begin() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """Driver and SQLAlchemy errors raised inside as the kit's typed errors, cause kept."""
+    try:
+        yield
     except Exception as exc:
         translated = translate_error(exc)
         if translated is not exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, Select, inspect, select
+from sqlalchemy import ClauseElement, Column, Select, inspect, select
 from sqlalchemy.orm import Mapper, strategies
 
 from pkg.database.query.loading import UNLOADED_STRATEGY
@@ -54,7 +54,7 @@ def plain_mapper(mapper: Mapper[Any]) -> bool:
 class Hydrator(Generic[ModelT]):
     """Builds detached, loaded instances of one model from Core rows of :meth:`select`."""
 
-    __slots__ = ("_callables", "_cls", "_keys", "_new", "_pk", "columns", "plain")
+    __slots__ = ("_callables", "_cls", "_keys", "_new", "_pk", "_version", "columns", "inserts", "plain")
 
     def __init__(self, model: type[ModelT]) -> None:
         mapper: Mapper[Any] = inspect(model)
@@ -67,6 +67,11 @@ class Hydrator(Generic[ModelT]):
         self._cls = mapper.class_
         self._new = mapper.class_manager.new_instance
         strategy_key = (("lazy", UNLOADED_STRATEGY),)
+        counter, generator = mapper.version_id_col, mapper.version_id_generator
+        self._version: tuple[str, Any] | None = None
+        if counter is not None and generator is not False:
+            self._version = (str(counter.key), generator)
+        self.inserts = self.plain and _plain_insert(mapper)
         self._callables = {
             rel.key: _LoadLazy(rel.key, rel._get_strategy(strategy_key), None, None)
             for rel in mapper.relationships
@@ -89,3 +94,42 @@ class Hydrator(Generic[ModelT]):
                 state.callables = dict(callables)
             out.append(obj)
         return out
+
+    def insert_params(self, obj: ModelT) -> dict[str, Any] | None:
+        """The INSERT parameters the ORM's flush would send for new ``obj`` (None values left
+        to the column default unless the type stores None itself, the version counter at 1),
+        or None when a value is a SQL expression (the ORM path renders those)."""
+        state_dict = obj.__dict__
+        params: dict[str, Any] = {}
+        for key, column in zip(self._keys, self.columns, strict=True):
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if hasattr(value, "__clause_element__") or isinstance(value, ClauseElement):
+                return None
+            if value is not None or column.type.should_evaluate_none:
+                params[column.key] = value
+        if self._version is not None:  # as the flush does: the generator's first value
+            counter, generator = self._version
+            params[counter] = generator(None)
+        return params
+
+    def persisted(self, obj: ModelT, row: Sequence[Any]) -> ModelT:
+        """New ``obj`` turned into the loaded, detached instance of its INSERT ... RETURNING
+        ``row`` (what flush, commit and closing the session leave)."""
+        state: Any = obj._sa_instance_state  # type: ignore[attr-defined]
+        obj.__dict__.update(zip(self._keys, row, strict=True))
+        state.key = (self._cls, tuple(row[i] for i in self._pk), None)
+        state._commit_all(obj.__dict__)
+        if self._callables:
+            state.callables = dict(self._callables)
+        return obj
+
+
+def _plain_insert(mapper: Mapper[Any]) -> bool:
+    """True when an INSERT of the mapper's table with :meth:`Hydrator.insert_params` is what
+    the ORM's flush sends: one table, no insert listeners or ORM-level (dataclass) defaults."""
+    if mapper.dispatch.before_insert or mapper.dispatch.after_insert:
+        return False
+    orm_defaults = getattr(mapper, "_insert_orm_defaults", None)
+    return orm_defaults is not None and not orm_defaults.get(mapper.local_table)

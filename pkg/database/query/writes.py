@@ -7,7 +7,7 @@ branch) gets ``updated_at = now``, ``updater_id = current actor`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Dialect, PickleType, Update, inspect, or_
@@ -80,12 +80,19 @@ def _comparable(column_type: TypeEngine[Any], dialect: Dialect) -> bool:
 
 
 def returning_update(
-    model: type[Any], keys: Mapping[str, Any], values: Mapping[str, Any], dialect: Dialect, *, live: bool
+    model: type[Any],
+    keys: Mapping[str, Any],
+    values: Mapping[str, Any],
+    dialect: Dialect,
+    *,
+    live: bool,
+    returning: Sequence[Any] | None = None,
 ) -> Update | None:
     """One ``UPDATE ... RETURNING`` doing what the ORM's load-change-flush of one row does.
 
     ``keys``: primary key and, for a version check, the expected version; ``live``: skip
-    soft-deleted rows. It changes the row only when a value differs (``IS DISTINCT FROM``):
+    soft-deleted rows; ``returning``: columns to return instead of the ORM entity (for a bare
+    connection). It changes the row only when a value differs (``IS DISTINCT FROM``):
     the ORM writes nothing, bumps no version and stamps no ``updated_at`` for an unchanged
     row. No row back means absent, stale or unchanged: the caller then reads the row.
     None when one statement cannot stand for the flush (no UPDATE RETURNING, validators or
@@ -101,5 +108,7 @@ def returning_update(
     if live and "deleted_at" in attrs:
         criteria.append(attrs["deleted_at"].is_(None))
     criteria.append(or_(*(attrs[k].is_distinct_from(v) for k, v in values.items())))
-    stmt = sa_update(model).where(*criteria).values(update_values(model, values)).returning(model)
-    return stmt.execution_options(synchronize_session=False, populate_existing=True)
+    stmt = sa_update(model).where(*criteria).values(update_values(model, values))
+    if returning is not None:
+        return stmt.returning(*returning)
+    return stmt.returning(model).execution_options(synchronize_session=False, populate_existing=True)

@@ -1,11 +1,12 @@
-"""Own reads without an ORM session (``pkg/database/direct.py`` + ``query/hydrate.py``): the
-same detached instances, the same errors, and the session path wherever a session could
-differ (a caller's or ambient transaction, statement hooks, eager loads, FOR UPDATE)."""
+"""Own DAO calls without an ORM session (``pkg/database/direct.py``, ``query/hydrate.py``,
+``query/single.py``): the same detached instances, rows and errors, and the session path
+wherever a session could differ (a caller's or ambient transaction, Session listeners, eager
+loads, FOR UPDATE, non-plain mappers)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,18 +16,20 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, column_property, de
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database.errors import DatabaseError, UnloadedRelationError
+from pkg.database import acting_as
+from pkg.database.errors import DatabaseError, StaleDataError, UnloadedRelationError
 from pkg.database.query.hydrate import Hydrator
 
 
 @pytest.fixture
 def orm_statements(engine: AsyncEngine) -> Iterator[list[bool]]:
     """Per statement the engine runs: True when a Session sent it (``Session.execute`` adds
-    its result options), False for a statement run on a bare connection."""
+    its result options, a flush the mapper's statement cache), False for a statement run on
+    a bare connection."""
     seen: list[bool] = []
 
     def before_execute(conn: Any, clause: Any, multi: Any, params: Any, options: Any) -> None:
-        seen.append("_result_disable_adapt_to_context" in options)
+        seen.append("_result_disable_adapt_to_context" in options or "compiled_cache" in options)
 
     event.listen(engine.sync_engine, "before_execute", before_execute)
     yield seen
@@ -34,7 +37,8 @@ def orm_statements(engine: AsyncEngine) -> Iterator[list[bool]]:
 
 
 def _columns(obj: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(obj).items() if not k.startswith("_sa_")}
+    """Every column attribute's value as the caller reads it."""
+    return {prop.key: getattr(obj, prop.key) for prop in inspect(type(obj)).column_attrs}
 
 
 async def _seed(users: UserDao, n: int = 5) -> list[User]:
@@ -159,3 +163,55 @@ def test_only_plain_mappers_are_hydrated() -> None:
     assert Hydrator(_Plain).plain and Hydrator(User).plain
     assert not Hydrator(_Deferred).plain  # the ORM would leave the column unloaded
     assert not Hydrator(_Expression).plain  # a SQL expression, not a table column
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"is_active": False, "profile": {"deep": {"list": [1, None, "x"]}}},
+        {"profile": {}, "creator_id": None},
+        {"created_at": datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-7)))},
+    ],
+)
+async def test_writes_without_a_session_match_the_session_path(
+    users: UserDao,
+    maker: async_sessionmaker[AsyncSession],
+    orm_statements: list[bool],
+    values: dict[str, Any],
+) -> None:
+    orm_statements.clear()
+    with acting_as(42):
+        direct = await users.create(username="d", email="d@x.io", **values)
+    assert orm_statements == [False]  # one INSERT ... RETURNING on a bare connection
+    async with maker() as s:
+        with acting_as(42):
+            joined = await users.create(username="j", email="j@x.io", session=s, **values)
+        await s.commit()
+    assert orm_statements[1:] == [True]
+    skip = {"id", "username", "email", "created_at", "updated_at"}
+    mine, theirs = _columns(direct), _columns(joined)
+    assert {k: v for k, v in mine.items() if k not in skip} == {
+        k: v for k, v in theirs.items() if k not in skip
+    }
+    assert mine["version"] == 1 and mine["creator_id"] == 42  # None: the default, as the ORM does
+    stored = await users.get_or_raise(direct.id)
+    assert _columns(stored) == mine and inspect(direct).detached and not inspect(direct).modified
+    if "created_at" in values:
+        assert direct.created_at == values["created_at"] and direct.created_at.utcoffset() == timedelta(0)
+
+
+async def test_update_and_delete_without_a_session(
+    users: UserDao, engine: AsyncEngine, orm_statements: list[bool]
+) -> None:
+    made = await _seed(users, 2)
+    orm_statements.clear()
+    updated = await users.update_by_id(made[0].id, username="renamed", version=1)
+    gone = await users.delete_by_id(made[1].id)
+    assert inspect(updated).detached and updated.username == "renamed" and updated.version == 2 and gone
+    assert (await users.get(made[1].id)) is None and not await users.delete_by_id(made[1].id)
+    if engine.dialect.update_returning:  # MariaDB has none: update_by_id loads and flushes
+        assert True not in orm_statements
+    with pytest.raises(StaleDataError):  # no row back: the session path tells stale from absent
+        await users.update_by_id(made[0].id, username="again", version=1)
+    assert (await users.get_or_raise(made[0].id)).username == "renamed"

@@ -1,0 +1,96 @@
+"""One-row DAO statements on a bare connection: get, create, update and delete by primary key.
+
+Used by :class:`~pkg.database.dao.BaseDao` when its call runs on its own (no ``session=``,
+no ``transaction()``) and :func:`pkg.database.direct.direct_engine` allows it. Each method
+returns :data:`NOT_APPLICABLE` where only the ORM path gives the same result (a non-plain
+mapper, a database without ``INSERT``/``UPDATE ... RETURNING``, a SQL expression as a
+value); the DAO then runs its session path. Statements are built once per DAO, so each call
+only binds parameters::
+
+    rows = SingleRows(User)
+    user = await rows.get(engine, (5,))          # detached User or None
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+from sqlalchemy import Delete, Select, bindparam, delete, insert, inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pkg.database.direct import direct_connection, direct_write
+from pkg.database.query.hydrate import Hydrator
+from pkg.database.query.writes import returning_update
+
+__all__ = ["NOT_APPLICABLE", "SingleRows"]
+
+ModelT = TypeVar("ModelT")
+
+
+class _NotApplicable:
+    def __repr__(self) -> str:
+        return "NOT_APPLICABLE"
+
+
+NOT_APPLICABLE: Final = _NotApplicable()
+
+
+class SingleRows(Generic[ModelT]):
+    """Prebuilt one-row statements of ``model`` and their session-less execution."""
+
+    def __init__(self, model: type[ModelT], hydrator: Hydrator[ModelT]) -> None:
+        self.model = model
+        self.hydrator = hydrator
+        mapper = inspect(model)
+        table = mapper.local_table
+        by_pk = [c == bindparam(f"pk{i}") for i, c in enumerate(mapper.primary_key)]
+        self._get: Select[Any] | None = hydrator.select().where(*by_pk) if hydrator.plain else None
+        self._delete: Delete = delete(table).where(*by_pk)
+        self._insert = insert(table).returning(*hydrator.columns) if hydrator.inserts else None
+
+    @staticmethod
+    def _params(pk: Sequence[Any]) -> dict[str, Any]:
+        return {f"pk{i}": value for i, value in enumerate(pk)}
+
+    async def get(self, engine: AsyncEngine, pk: Sequence[Any]) -> ModelT | _NotApplicable | None:
+        """The row with primary key values ``pk`` (soft-deleted ones included), or None."""
+        if self._get is None:
+            return NOT_APPLICABLE
+        async with direct_connection(engine) as conn:
+            rows = (await conn.execute(self._get, self._params(pk))).all()
+        return self.hydrator.instances(rows)[0] if rows else None
+
+    async def create(self, engine: AsyncEngine, obj: ModelT) -> ModelT | _NotApplicable:
+        """INSERT new ``obj`` with RETURNING every column; ``obj`` comes back loaded, detached."""
+        if self._insert is None or not engine.dialect.insert_returning:
+            return NOT_APPLICABLE
+        params = self.hydrator.insert_params(obj)
+        if params is None:
+            return NOT_APPLICABLE
+        async with direct_write(engine) as conn:
+            row = (await conn.execute(self._insert, params)).one()
+        return self.hydrator.persisted(obj, row)
+
+    async def update(
+        self, engine: AsyncEngine, keys: Mapping[str, Any], values: Mapping[str, Any], *, live: bool
+    ) -> ModelT | _NotApplicable | None:
+        """``update_by_id``'s one ``UPDATE ... RETURNING`` (see ``writes.returning_update``):
+        the changed row, or None when no row matched (absent, stale or unchanged)."""
+        if not self.hydrator.plain:
+            return NOT_APPLICABLE
+        columns = self.hydrator.columns
+        stmt = returning_update(self.model, keys, values, engine.dialect, live=live, returning=columns)
+        if stmt is None:
+            return NOT_APPLICABLE
+        async with direct_write(engine) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return self.hydrator.instances(rows)[0] if rows else None
+
+    async def delete(self, engine: AsyncEngine, pk: Sequence[Any]) -> bool | _NotApplicable:
+        """Hard-DELETE the row with primary key values ``pk``; True if it existed."""
+        if not self.hydrator.plain:
+            return NOT_APPLICABLE
+        async with direct_write(engine) as conn:
+            result = await conn.execute(self._delete, self._params(pk))
+        return bool(result.rowcount)
