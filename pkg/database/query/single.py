@@ -3,9 +3,9 @@
 Used by :class:`~pkg.database.dao.BaseDao` when its call runs on its own (no ``session=``,
 no ``transaction()``) and :func:`pkg.database.direct.direct_engine` allows it. Each method
 returns :data:`NOT_APPLICABLE` where only the ORM path gives the same result (a non-plain
-mapper, a database without ``INSERT``/``UPDATE ... RETURNING``, a SQL expression as a
-value); the DAO then runs its session path. Statements are built once per DAO, so each call
-only binds parameters::
+mapper, a database without ``INSERT ... RETURNING``, a SQL expression as a value, a column
+the database compares differently); the DAO then runs its session path. Statements are
+built once per DAO, so each call only binds parameters::
 
     rows = SingleRows(User)
     user = await rows.get(engine, (5,))          # detached User or None
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pkg.database.direct import direct_connection, direct_write
 from pkg.database.query.hydrate import Hydrator
-from pkg.database.query.writes import returning_update
+from pkg.database.query.writes import guarded_update
 
 __all__ = ["NOT_APPLICABLE", "SingleRows"]
 
@@ -73,18 +73,31 @@ class SingleRows(Generic[ModelT]):
         return self.hydrator.persisted(obj, row)
 
     async def update(
-        self, engine: AsyncEngine, keys: Mapping[str, Any], values: Mapping[str, Any], *, live: bool
+        self,
+        engine: AsyncEngine,
+        pk: Sequence[Any],
+        keys: Mapping[str, Any],
+        values: Mapping[str, Any],
+        *,
+        live: bool,
     ) -> ModelT | _NotApplicable | None:
-        """``update_by_id``'s one ``UPDATE ... RETURNING`` (see ``writes.returning_update``):
-        the changed row, or None when no row matched (absent, stale or unchanged)."""
-        if not self.hydrator.plain:
-            return NOT_APPLICABLE
-        columns = self.hydrator.columns
-        stmt = returning_update(self.model, keys, values, engine.dialect, live=live, returning=columns)
-        if stmt is None:
+        """``update_by_id`` as one guarded UPDATE (``writes.guarded_update``): ``RETURNING``
+        every column where the database can, else UPDATE then SELECT in one transaction.
+        The changed row, or None when no row matched (absent, stale or unchanged)."""
+        stmt = (
+            guarded_update(self.model, keys, values, engine.dialect, live=live)
+            if self._get is not None
+            else None
+        )
+        if stmt is None or self._get is None:
             return NOT_APPLICABLE
         async with direct_write(engine) as conn:
-            rows = (await conn.execute(stmt)).all()
+            if engine.dialect.update_returning:
+                rows = (await conn.execute(stmt.returning(*self.hydrator.columns))).all()
+            elif (await conn.execute(stmt)).rowcount == 1:  # rows matched (FOUND_ROWS on MySQL)
+                rows = (await conn.execute(self._get, self._params(pk))).all()
+            else:
+                rows = []
         return self.hydrator.instances(rows)[0] if rows else None
 
     async def delete(self, engine: AsyncEngine, pk: Sequence[Any]) -> bool | _NotApplicable:

@@ -7,7 +7,7 @@ branch) gets ``updated_at = now``, ``updater_id = current actor`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import JSON, Dialect, PickleType, Update, inspect, or_
@@ -21,7 +21,14 @@ from pkg.database.errors import UnknownFieldError
 from pkg.database.query.lookups import column_names, model_columns
 from pkg.database.types import utcnow
 
-__all__ = ["bookkeeping_values", "check_fields", "one_statement_flush", "returning_update", "update_values"]
+__all__ = [
+    "bookkeeping_values",
+    "check_fields",
+    "guarded_update",
+    "one_statement_flush",
+    "returning_update",
+    "update_values",
+]
 
 
 def check_fields(model: type[Any], names: Iterable[str]) -> None:
@@ -79,27 +86,20 @@ def _comparable(column_type: TypeEngine[Any], dialect: Dialect) -> bool:
     return True
 
 
-def returning_update(
-    model: type[Any],
-    keys: Mapping[str, Any],
-    values: Mapping[str, Any],
-    dialect: Dialect,
-    *,
-    live: bool,
-    returning: Sequence[Any] | None = None,
+def guarded_update(
+    model: type[Any], keys: Mapping[str, Any], values: Mapping[str, Any], dialect: Dialect, *, live: bool
 ) -> Update | None:
-    """One ``UPDATE ... RETURNING`` doing what the ORM's load-change-flush of one row does.
+    """One ``UPDATE`` doing what the ORM's load-change-flush of one row does (no RETURNING).
 
     ``keys``: primary key and, for a version check, the expected version; ``live``: skip
-    soft-deleted rows; ``returning``: columns to return instead of the ORM entity (for a bare
-    connection). It changes the row only when a value differs (``IS DISTINCT FROM``):
+    soft-deleted rows. It changes the row only when a value differs (``IS DISTINCT FROM``):
     the ORM writes nothing, bumps no version and stamps no ``updated_at`` for an unchanged
-    row. No row back means absent, stale or unchanged: the caller then reads the row.
-    None when one statement cannot stand for the flush (no UPDATE RETURNING, validators or
-    flush listeners, several tables, a type the database compares differently).
+    row. No row matched means absent, stale or unchanged: the caller then reads the row.
+    None when one statement cannot stand for the flush (validators or flush listeners,
+    several tables, a type the database compares differently).
     """
     mapper: Mapper[Any] = inspect(model)
-    if not values or not dialect.update_returning or mapper.validators or not one_statement_flush(model):
+    if not values or mapper.validators or not one_statement_flush(model):
         return None
     attrs = model_columns(model)
     if not all(_comparable(attrs[k].type, dialect) for k in values):
@@ -108,7 +108,15 @@ def returning_update(
     if live and "deleted_at" in attrs:
         criteria.append(attrs["deleted_at"].is_(None))
     criteria.append(or_(*(attrs[k].is_distinct_from(v) for k, v in values.items())))
-    stmt = sa_update(model).where(*criteria).values(update_values(model, values))
-    if returning is not None:
-        return stmt.returning(*returning)
+    return sa_update(model).where(*criteria).values(update_values(model, values))
+
+
+def returning_update(
+    model: type[Any], keys: Mapping[str, Any], values: Mapping[str, Any], dialect: Dialect, *, live: bool
+) -> Update | None:
+    """:func:`guarded_update` ``RETURNING`` the ORM entity (for a session), None also where
+    the database has no UPDATE RETURNING."""
+    stmt = guarded_update(model, keys, values, dialect, live=live) if dialect.update_returning else None
+    if stmt is None:
+        return None
     return stmt.returning(model).execution_options(synchronize_session=False, populate_existing=True)
