@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from internal.config.load_config import Settings, get_settings
 from pkg.database import CloseReport, Database, mask_url
@@ -102,11 +102,22 @@ def get_engine() -> AsyncEngine:
     return get_database().engine
 
 
-@asynccontextmanager
-async def get_session(autoflush: bool = True) -> AsyncIterator[AsyncSession]:
-    """A session on the primary: rolls back on error, never commits by itself."""
-    async with get_database().session(autoflush=autoflush) as session:
-        yield session
+class _PrimarySessions:
+    """``get_session()``: a session on the primary: rolls back on error, never commits by itself.
+
+    ``session_maker`` says where its sessions come from, so a DAO's own calls may run
+    without one (:mod:`pkg.database.direct`).
+    """
+
+    def __call__(self, autoflush: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
+        return get_database().session(autoflush=autoflush)  # type: ignore[no-any-return]
+
+    @property
+    def session_maker(self) -> async_sessionmaker[AsyncSession]:
+        return get_database().session_maker
+
+
+get_session = _PrimarySessions()
 
 
 @asynccontextmanager

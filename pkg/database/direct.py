@@ -6,7 +6,9 @@ context, one greenlet hop per awaited call) halves the client CPU of a primary-k
 :func:`direct_engine` allows it only where the result cannot differ from the session's:
 
 * the provider is a plain ``async_sessionmaker`` (``new_async_session_maker``) bound to one
-  ``AsyncEngine``, of ``AsyncSession``, without options that change how statements run;
+  ``AsyncEngine``, of ``AsyncSession``, without options that change how statements run; or
+  a provider object whose ``session_maker`` attribute is such a maker, the one its sessions
+  come from (the app's ``get_session``);
 * no listener on its Session class (``do_orm_execute`` may rewrite statements,
   ``after_begin`` may set a tenant, ...): those run on the session path;
 * no replicas for that engine (routing picks the engine per read session);
@@ -37,10 +39,11 @@ _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def direct_engine(provider: Any) -> AsyncEngine | None:
-    """The engine a session-less read of ``provider`` may use, or None (see module doc)."""
-    if not isinstance(provider, async_sessionmaker) or provider.class_ is not AsyncSession:
+    """The engine a session-less call of ``provider`` may use, or None (see module doc)."""
+    maker = provider if isinstance(provider, async_sessionmaker) else getattr(provider, "session_maker", None)
+    if not isinstance(maker, async_sessionmaker) or maker.class_ is not AsyncSession:
         return None
-    options = provider.kw
+    options = maker.kw
     bind = options.get("bind")
     if not isinstance(bind, AsyncEngine) or not options.keys() <= _SAFE_OPTIONS:
         return None

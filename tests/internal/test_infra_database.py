@@ -6,13 +6,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Integer, String, select, text
+from sqlalchemy import Integer, String, event, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from internal.config.load_config import Settings
 from internal.infra import database as infra
+from pkg.database import BaseDao
 from pkg.database.errors import DatabaseNotInitializedError, PoolTimeoutError
 from pkg.database.routing import consistency_scope
 from tests.conftest import Backend
@@ -203,3 +205,34 @@ async def test_unreachable_server_raises_connection_lost() -> None:
         assert isinstance(info.value.__cause__, ConnectionError)
     finally:
         await infra.close_async_db()
+
+
+class _NoteDao(BaseDao[Note]):
+    model_cls = Note
+
+
+async def test_dao_on_get_session_runs_own_calls_without_a_session(db: Backend) -> None:
+    """``get_session`` names its session maker, so a DAO's own calls skip the session; after
+    a re-init they use the new database's maker (nothing cached from the old one)."""
+    sent: list[bool] = []
+
+    def before_execute(conn: Any, clause: Any, multi: Any, params: Any, options: Any) -> None:
+        sent.append("_result_disable_adapt_to_context" in options or "compiled_cache" in options)
+
+    notes = _NoteDao(session_provider=infra.get_session)
+    for _ in range(2):
+        engine = infra.get_engine().sync_engine
+        event.listen(engine, "before_execute", before_execute)
+        sent.clear()
+        made = await notes.create(id=len(sent) + 1, body="hi")
+        assert (await notes.get(made.id)) is not None and await notes.count() == 1
+        assert sent == [False, False, False]  # no Session sent any of them
+        async with infra.get_session() as session:
+            assert (await notes.get(made.id, session=session)) is not None
+        assert sent[-1] is True  # a joined call does go through the session
+        event.remove(engine, "before_execute", before_execute)
+        await infra.close_async_db()
+        await infra.init_async_db(settings_for(db))
+        async with infra.get_engine().begin() as conn:
+            await conn.run_sync(_Base.metadata.drop_all)
+            await conn.run_sync(_Base.metadata.create_all)
