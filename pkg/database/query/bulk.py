@@ -27,16 +27,19 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Dialect, Table, insert, inspect
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Table, insert, inspect
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.writes import check_fields
+from pkg.database.types import JSONType, UTCDateTime
+from pkg.database.utils import json_dumps
 
 __all__ = ["EXECUTEMANY_ROWS", "BulkRows", "bulk_rows", "insert_bulk"]
 
@@ -147,8 +150,117 @@ def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Direct | No
     ):
         return None
     order = tuple(keys.index(name) for name in names)
-    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+    processors = tuple(_processor(table.c[name].type, dialect) for name in names)
     return _Direct(compiled.string, order, processors, dialect.execute_sequence_format)
+
+
+# Values a shortcut processor must turn into exactly what the type's own processor gives.
+_DATETIME_PROBES = (
+    datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=8))),
+    datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+    datetime(1999, 12, 31, 23, 0, 0, 1, tzinfo=UTC),
+    datetime(987, 6, 5, 4, 3, 2),
+    datetime(2030, 1, 1),
+)
+_JSON_PROBES: tuple[Any, ...] = ({"a": [1, "é", None, 1.5, True]}, {1: {"k": []}}, [], {}, [{"n": -2}])
+_BOOL_PROBES = (True, False)
+
+
+def _utc_text(slow: Processor) -> Processor:
+    """SQLite: an exact ``datetime`` as its UTC wall time, ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+
+    def process(value: Any) -> Any:
+        if type(value) is datetime:
+            if value.tzinfo is None:
+                return value.isoformat(" ", "microseconds")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # drops "+00:00"
+        return slow(value)
+
+    return process
+
+
+def _utc_aware(slow: Processor) -> Processor:
+    """PostgreSQL: an aware exact ``datetime`` converted to UTC (naive ones: the type's way)."""
+
+    def process(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return slow(value)
+
+    return process
+
+
+def _utc_naive(slow: Processor) -> Processor:
+    """MySQL/MariaDB: an exact ``datetime`` as its naive UTC wall time."""
+
+    def process(value: Any) -> Any:
+        if type(value) is datetime:
+            return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        return slow(value)
+
+    return process
+
+
+def _json_text(slow: Processor) -> Processor:
+    """A ``dict`` or ``list`` as orjson text (what the engine's ``json_serializer`` gives)."""
+
+    def process(value: Any) -> Any:
+        if type(value) is dict or type(value) is list:
+            return json_dumps(value)
+        return slow(value)
+
+    return process
+
+
+def _bool_table(slow: Processor) -> Processor:
+    """``True`` / ``False`` looked up (0 / 1 where the dialect has no native boolean)."""
+    true, false = slow(True), slow(False)
+
+    def process(value: Any) -> Any:
+        if value is True:
+            return true
+        return false if value is False else slow(value)
+
+    return process
+
+
+_DATETIME_SHORTCUTS: dict[str, Callable[[Processor], Processor]] = {
+    "sqlite": _utc_text,
+    "postgresql": _utc_aware,
+    "mysql": _utc_naive,
+    "mariadb": _utc_naive,
+}
+
+
+def _shortcut(type_: Any, dialect: str, slow: Processor) -> tuple[Processor, tuple[Any, ...]] | None:
+    kind = type(type_)
+    if kind in (UTCDateTime, DateTime) and dialect in _DATETIME_SHORTCUTS:
+        return _DATETIME_SHORTCUTS[dialect](slow), _DATETIME_PROBES
+    if kind in (JSONType, JSON):
+        return _json_text(slow), _JSON_PROBES
+    if kind is Boolean:
+        return _bool_table(slow), _BOOL_PROBES
+    return None
+
+
+def _agree(fast: Processor, probes: tuple[Any, ...], slow: Processor) -> bool:
+    try:
+        return all(type(fast(p)) is type(slow(p)) and repr(fast(p)) == repr(slow(p)) for p in probes)
+    except Exception:  # a probe the type rejects: no shortcut
+        return False
+
+
+def _processor(type_: Any, dialect: Dialect) -> Processor | None:
+    """The column type's bind processor on ``dialect``. For the kit's ``UTCDateTime`` and
+    ``JSONType`` and plain ``DateTime``, ``JSON``, ``Boolean``: a shortcut without the
+    TypeDecorator layers, used only if it gives the same result on every probe value
+    (values of other types go through the type's own processor). Per-value processing is
+    what a bulk insert spends its client time on (SQLite's DATETIME formatting most)."""
+    slow: Processor | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    if slow is None:
+        return None
+    found = _shortcut(type_, dialect.name, slow)
+    return found[0] if found is not None and _agree(*found, slow) else slow
 
 
 def _direct(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Direct | None:
