@@ -19,6 +19,9 @@ PostgreSQL they run in AUTOCOMMIT, which sends neither BEGIN nor COMMIT; not beh
 PgBouncer, where every statement must run inside a transaction). A write that is one
 statement (``write(single=True)``: a single-table INSERT, UPDATE ... RETURNING, DELETE)
 runs in AUTOCOMMIT there too: atomic on its own, one round trip instead of three.
+Where no session could differ (a plain ``async_sessionmaker`` provider, no Session
+listeners, no replicas), such own calls skip the ``AsyncSession`` altogether and run on a
+bare connection (:meth:`CallSession.direct`, :mod:`pkg.database.direct`).
 
 A joined session is used by one task at a time: a DAO call from a second task while
 another is still inside one (``asyncio.gather`` of DAO calls in one ``transaction()``)

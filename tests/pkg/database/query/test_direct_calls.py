@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import ForeignKey, Integer, String, event, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, column_property, deferred, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    column_property,
+    deferred,
+    mapped_column,
+    reconstructor,
+)
 
 from internal.dao.user import UserDao
 from internal.models.user import User
@@ -159,10 +167,26 @@ class _Expression(_Base):
     names = column_property(select(_Plain.name).where(_Plain.id == parent_id).scalar_subquery())
 
 
+class _Reconstructed(_Base):
+    __tablename__ = "direct_reconstructed"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+    @reconstructor
+    def _loaded(self) -> None:
+        self.cache: dict[str, Any] = {}
+
+
+class _Child(_Plain):
+    __tablename__ = "direct_child"
+    id: Mapped[int] = mapped_column(ForeignKey("direct_plain.id"), primary_key=True)
+
+
 def test_only_plain_mappers_are_hydrated() -> None:
-    assert Hydrator(_Plain).plain and Hydrator(User).plain
+    assert Hydrator(_Plain).plain and Hydrator(User).plain and Hydrator(User).inserts
     assert not Hydrator(_Deferred).plain  # the ORM would leave the column unloaded
     assert not Hydrator(_Expression).plain  # a SQL expression, not a table column
+    assert not Hydrator(_Reconstructed).plain  # @reconstructor runs on ORM loads only
+    assert not Hydrator(_Child).plain  # joined inheritance: two tables
 
 
 @pytest.mark.parametrize(
