@@ -209,7 +209,7 @@ class BaseDao(Generic[ModelT]):
             keys[self._version_key] = expected
         engine = self._direct(None)
         if engine is not None:
-            found = await self._rows.update(engine, self._pk_values(pk), keys, values, live=self._soft)
+            found = await self._rows.update(engine, self._pk_values(pk), expected, values, live=self._soft)
             if found is not NOT_APPLICABLE:
                 return found  # type: ignore[return-value]
         async with self._scope.write(single=True) as s:

@@ -16,16 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-from sqlalchemy import Delete, Select, bindparam, delete, insert, inspect
+from sqlalchemy import Delete, Select, Update, bindparam, delete, insert, inspect, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pkg.database.direct import direct_connection, direct_write
 from pkg.database.query.hydrate import Hydrator
-from pkg.database.query.writes import guarded_update
+from pkg.database.query.writes import STAMPS, update_guard
 
 __all__ = ["NOT_APPLICABLE", "SingleRows"]
 
 ModelT = TypeVar("ModelT")
+_TEMPLATES = 64  # UPDATE shapes kept per DAO
 
 
 class _NotApplicable:
@@ -48,6 +49,8 @@ class SingleRows(Generic[ModelT]):
         self._get: Select[Any] | None = hydrator.select().where(*by_pk) if hydrator.plain else None
         self._delete: Delete = delete(table).where(*by_pk)
         self._insert = insert(table).returning(*hydrator.columns) if hydrator.inserts else None
+        self._stamps = frozenset(STAMPS) & set(mapper.column_attrs.keys())  # set on every UPDATE
+        self._updates: dict[tuple[Any, ...], Update] = {}  # guarded UPDATE per shape of values
 
     @staticmethod
     def _params(pk: Sequence[Any]) -> dict[str, Any]:
@@ -73,32 +76,53 @@ class SingleRows(Generic[ModelT]):
         return self.hydrator.persisted(obj, row)
 
     async def update(
-        self,
-        engine: AsyncEngine,
-        pk: Sequence[Any],
-        keys: Mapping[str, Any],
-        values: Mapping[str, Any],
-        *,
-        live: bool,
+        self, engine: AsyncEngine, pk: Sequence[Any], expected: Any, values: Mapping[str, Any], *, live: bool
     ) -> ModelT | _NotApplicable | None:
-        """``update_by_id`` as one guarded UPDATE (``writes.guarded_update``): ``RETURNING``
-        every column where the database can, else UPDATE then SELECT in one transaction.
-        The changed row, or None when no row matched (absent, stale or unchanged)."""
-        stmt = (
-            guarded_update(self.model, keys, values, engine.dialect, live=live)
-            if self._get is not None
-            else None
-        )
-        if stmt is None or self._get is None:
+        """``update_by_id`` as one guarded UPDATE (see ``writes.guarded_update``; ``expected``:
+        the version to check, or None): ``RETURNING`` every column where the database can,
+        else UPDATE then SELECT in one transaction. The changed row, or None when no row
+        matched (absent, stale or unchanged)."""
+        if self._get is None or not update_guard(self.model, values, engine.dialect):
             return NOT_APPLICABLE
+        returning = engine.dialect.update_returning
+        stmt = self._updates.get((tuple(values), expected is not None, live, returning))
+        if stmt is None:
+            stmt = self._update_template(tuple(values), expected is not None, live, returning)
+        params = {**self._params(pk), **{f"v_{k}": v for k, v in values.items()}, "expected": expected}
+        params.update((f"b_{k}", make()) for k, make in STAMPS.items() if k in self._stamps)
         async with direct_write(engine) as conn:
-            if engine.dialect.update_returning:
-                rows = (await conn.execute(stmt.returning(*self.hydrator.columns))).all()
-            elif (await conn.execute(stmt)).rowcount == 1:  # rows matched (FOUND_ROWS on MySQL)
+            if returning:
+                rows = (await conn.execute(stmt, params)).all()
+            elif (await conn.execute(stmt, params)).rowcount == 1:  # rows matched (FOUND_ROWS)
                 rows = (await conn.execute(self._get, self._params(pk))).all()
             else:
                 rows = []
         return self.hydrator.instances(rows)[0] if rows else None
+
+    def _update_template(self, keys: tuple[str, ...], check: bool, live: bool, returning: bool) -> Update:
+        """The guarded UPDATE of ``keys`` with bind parameters (``pk{i}``, ``expected``,
+        ``v_<field>``, ``b_<stamp>``), built once per shape so a call only binds values."""
+        mapper = inspect(self.model)
+        columns = {prop.key: prop.columns[0] for prop in mapper.column_attrs}
+        new = {k: bindparam(f"v_{k}", type_=columns[k].type) for k in keys}
+        criteria = [c == bindparam(f"pk{i}") for i, c in enumerate(mapper.primary_key)]
+        if check and mapper.version_id_col is not None:
+            criteria.append(mapper.version_id_col == bindparam("expected"))
+        if live and "deleted_at" in columns:
+            criteria.append(columns["deleted_at"].is_(None))
+        criteria.append(or_(*(columns[k].is_distinct_from(new[k]) for k in keys)))
+        sets: dict[Any, Any] = {columns[k]: new[k] for k in keys}
+        for stamp in self._stamps - set(keys):
+            sets[columns[stamp]] = bindparam(f"b_{stamp}", type_=columns[stamp].type)
+        counter = mapper.version_id_col
+        if counter is not None and mapper.get_property_by_column(counter).key not in keys:
+            sets[counter] = counter + 1
+        stmt = update(mapper.local_table).where(*criteria).values(sets)
+        stmt = stmt.returning(*self.hydrator.columns) if returning else stmt
+        if len(self._updates) >= _TEMPLATES:
+            self._updates.clear()
+        self._updates[(keys, check, live, returning)] = stmt
+        return stmt
 
     async def delete(self, engine: AsyncEngine, pk: Sequence[Any]) -> bool | _NotApplicable:
         """Hard-DELETE the row with primary key values ``pk``; True if it existed."""

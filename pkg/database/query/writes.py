@@ -22,11 +22,13 @@ from pkg.database.query.lookups import column_names, model_columns
 from pkg.database.types import utcnow
 
 __all__ = [
+    "STAMPS",
     "bookkeeping_values",
     "check_fields",
     "guarded_update",
     "one_statement_flush",
     "returning_update",
+    "update_guard",
     "update_values",
 ]
 
@@ -39,15 +41,14 @@ def check_fields(model: type[Any], names: Iterable[str]) -> None:
             raise UnknownFieldError(name, column_names(model), kind="field")
 
 
+STAMPS = {"updated_at": utcnow, "updater_id": current_actor}  # field -> its value at each UPDATE
+
+
 def bookkeeping_values(model: type[Any]) -> dict[str, Any]:
     """The columns every UPDATE of ``model`` maintains, keyed by attribute name."""
-    attrs = inspect(model).column_attrs
-    values: dict[str, Any] = {}
-    if "updated_at" in attrs:
-        values["updated_at"] = utcnow()
-    if "updater_id" in attrs:
-        values["updater_id"] = current_actor()
     mapper = inspect(model)
+    attrs = mapper.column_attrs
+    values: dict[str, Any] = {key: make() for key, make in STAMPS.items() if key in attrs}
     if mapper.version_id_col is not None:
         column = mapper.version_id_col
         values[mapper.get_property_by_column(column).key] = column + 1
@@ -86,6 +87,17 @@ def _comparable(column_type: TypeEngine[Any], dialect: Dialect) -> bool:
     return True
 
 
+def update_guard(model: type[Any], keys: Iterable[str], dialect: Dialect) -> bool:
+    """Whether one guarded UPDATE of the fields ``keys`` can stand for the ORM's flush: some
+    fields, no validators or flush listeners, one table, types compared as Python does."""
+    mapper: Mapper[Any] = inspect(model)
+    keys = list(keys)
+    if not keys or mapper.validators or not one_statement_flush(model):
+        return False
+    attrs = model_columns(model)
+    return all(_comparable(attrs[k].type, dialect) for k in keys)
+
+
 def guarded_update(
     model: type[Any], keys: Mapping[str, Any], values: Mapping[str, Any], dialect: Dialect, *, live: bool
 ) -> Update | None:
@@ -98,12 +110,9 @@ def guarded_update(
     None when one statement cannot stand for the flush (validators or flush listeners,
     several tables, a type the database compares differently).
     """
-    mapper: Mapper[Any] = inspect(model)
-    if not values or mapper.validators or not one_statement_flush(model):
+    if not update_guard(model, values, dialect):
         return None
     attrs = model_columns(model)
-    if not all(_comparable(attrs[k].type, dialect) for k in values):
-        return None
     criteria = [attrs[k] == v for k, v in keys.items()]
     if live and "deleted_at" in attrs:
         criteria.append(attrs["deleted_at"].is_(None))

@@ -236,3 +236,24 @@ async def test_update_and_delete_without_a_session(users: UserDao, orm_statement
     with pytest.raises(StaleDataError):  # no row back: the session path tells stale from absent
         await users.update_by_id(made[0].id, username="again", version=1)
     assert (await users.get_or_raise(made[0].id)).username == "renamed"
+
+
+async def test_update_without_a_session_keeps_the_bookkeeping(
+    users: UserDao, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    made = await _seed(users, 2)
+    changes = {"username": "changed", "is_active": False}
+    with acting_as(7):
+        direct = await users.update_by_id(made[0].id, version=1, **changes)
+        again = await users.update_by_id(made[0].id, **changes)  # unchanged: no write, no bump
+        async with maker() as s:
+            joined = await users.update_by_id(made[1].id, version=1, session=s, **changes)
+            await s.commit()
+    mine, theirs = _columns(direct), _columns(joined)
+    assert mine["updater_id"] == theirs["updater_id"] == 7 and mine["version"] == theirs["version"] == 2
+    assert mine["updated_at"] > made[0].updated_at and mine["created_at"] == made[0].created_at
+    skip = {"id", "email", "profile", "created_at", "updated_at"}
+    assert {k: v for k, v in mine.items() if k not in skip} == {
+        k: v for k, v in theirs.items() if k not in skip
+    }
+    assert _columns(again) == mine and _columns(await users.get_or_raise(made[0].id)) == mine
