@@ -127,6 +127,7 @@ class _Direct:
     sql: str
     order: tuple[int, ...]  # positions in BulkRows.keys, in the statement's parameter order
     processors: tuple[Processor | None, ...]
+    same_as: tuple[int | None, ...]  # an earlier parameter of an identical datetime type
     row_format: Any  # the dialect's execute_sequence_format (tuple on these drivers)
 
 
@@ -150,8 +151,21 @@ def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Direct | No
     ):
         return None
     order = tuple(keys.index(name) for name in names)
-    processors = tuple(_processor(table.c[name].type, dialect) for name in names)
-    return _Direct(compiled.string, order, processors, dialect.execute_sequence_format)
+    types = [table.c[name].type for name in names]
+    processors = tuple(_processor(t, dialect) for t in types)
+    return _Direct(compiled.string, order, processors, _same_as(types), dialect.execute_sequence_format)
+
+
+def _same_as(types: list[Any]) -> tuple[int | None, ...]:
+    """For each datetime parameter, the first earlier one of an identically configured type:
+    an exact ``datetime`` object it shares with that one (``created_at = updated_at = now``)
+    is converted once."""
+    first: dict[tuple[type, str], int] = {}
+    same: list[int | None] = []
+    for i, type_ in enumerate(types):
+        key = (type(type_), repr(type_))
+        same.append(first.setdefault(key, i) if type(type_) in (UTCDateTime, DateTime) else None)
+    return tuple(None if j == i else j for i, j in enumerate(same))
 
 
 # Values a shortcut processor must turn into exactly what the type's own processor gives.
@@ -273,11 +287,18 @@ def _direct(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Direct | 
 def _params(plan: _Direct, bulk: BulkRows, start: int, stop: int) -> list[Any]:
     """Rows ``start:stop`` as the driver's parameter tuples; a value a bind processor rejects
     raises ``StatementError`` (cause kept), as SQLAlchemy's own parameter processing does."""
-    cols = []
+    raws: list[list[Any]] = []
+    cols: list[list[Any]] = []
     try:
-        for at, proc in zip(plan.order, plan.processors, strict=True):
-            values = bulk.values[at][start:stop]
-            cols.append(values if proc is None else list(map(proc, values)))
+        for at, proc, same in zip(plan.order, plan.processors, plan.same_as, strict=True):
+            raws.append(values := bulk.values[at][start:stop])
+            if proc is None:
+                cols.append(values)
+            elif same is None:
+                cols.append(list(map(proc, values)))
+            else:  # the very datetime objects of an earlier, identical column: reuse its result
+                done = zip(values, raws[same], cols[same], strict=True)
+                cols.append([o if v is r and type(v) is datetime else proc(v) for v, r, o in done])
     except Exception as exc:
         raise sa_exc.StatementError(str(exc), plan.sql, None, exc, hide_parameters=True) from exc
     rows = zip(*cols, strict=True)

@@ -41,6 +41,8 @@ def rows(prefix: str) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"username": f"{prefix}{i}", "email": f"{prefix}{i}@x.io"}
         row["created_at"] = AT + timedelta(minutes=i)
         row["updated_at"] = NAIVE if i % 2 else AT
+        if i % 5 == 0:  # one object in both columns: converted once, stored twice
+            row["updated_at"] = row["created_at"] = (NAIVE if i % 2 else AT) + timedelta(hours=i)
         if i % 3:
             row["profile"] = {**PROFILE, "i": i}
             row["is_active"] = i % 2 == 0
@@ -78,6 +80,8 @@ async def test_instants_json_and_defaults_round_trip(users: UserDao, backend) ->
     assert first.created_at == AT and first.created_at.tzinfo is UTC
     assert first.created_at.isoformat() == "2024-02-29T23:08:09.123456+00:00"
     assert second.updated_at == NAIVE.replace(tzinfo=UTC)
+    shared = (NAIVE + timedelta(hours=5)).replace(tzinfo=UTC)  # r5: one naive object, both columns
+    assert found["r5"].created_at == found["r5"].updated_at == shared
     assert first.profile == {} and first.is_active is True  # defaults: dict, True
     assert second.profile == {**PROFILE, "i": 1} and second.is_active is False
     assert third.profile["tags"] == ["é", "ü"] and third.is_active is True
@@ -207,6 +211,20 @@ def test_rows_are_filled_as_fill_defaults_fills_them() -> None:
     assert made.count == 30 and made.dicts() == fill_defaults(T, mixed)
     assert [list(r) for r in made.dicts()] == [list(r) for r in fill_defaults(T, mixed)]
     assert made.dicts(10, 12) == fill_defaults(T, mixed)[10:12]
+
+
+def test_only_identical_datetime_types_share_a_conversion() -> None:
+    types = [UTCDateTime(), String(20), UTCDateTime(), DateTime(timezone=True), DateTime(timezone=True)]
+    assert bulk._same_as([*types, DateTime(), JSONType(), JSONType()]) == (
+        None,
+        None,
+        0,
+        None,
+        3,
+        None,
+        None,
+        None,
+    )
 
 
 def test_oracle_takes_the_orm_path() -> None:
