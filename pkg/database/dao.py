@@ -26,6 +26,7 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pkg.database.actor import current_actor
+from pkg.database.direct import direct_connection
 from pkg.database.errors import (
     ConcurrencyConflictError,
     ConfigurationError,
@@ -40,6 +41,7 @@ from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.single import NOT_APPLICABLE, SingleRows
+from pkg.database.query.templates import LookupTemplates
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
 from pkg.database.query.writes import check_fields, one_statement_flush, returning_update
 from pkg.database.retry import execute_transaction
@@ -81,6 +83,7 @@ class BaseDao(Generic[ModelT]):
         self._get_options = (*self._loads, RAISE_UNLOADED)
         self._hydrator: Hydrator[ModelT] = Hydrator(self.model_cls)
         self._rows = SingleRows(self.model_cls, self._hydrator)  # own calls: no session (direct.py)
+        self._templates = LookupTemplates(self.query)  # count / exists per lookup shape
 
     def _direct(self, session: AsyncSession | None) -> Any:
         """The engine this call may use without a session, or None (``pkg/database/direct.py``)."""
@@ -242,10 +245,22 @@ class BaseDao(Generic[ModelT]):
         return bool(await self._by_pk(pk).only_deleted().update(session=session, deleted_at=None))
 
     async def count(self, *, session: AsyncSession | None = None, **lookups: Any) -> int:
-        return await self.query().filter(**lookups).count(session=session)
+        """Rows matching ``lookups`` (``field__op=value``, as ``query().filter``)."""
+        engine = self._scope.direct(session)
+        found = self._templates.statement("count", lookups) if engine is not None else None
+        if engine is None or found is None:
+            return await self.query().filter(**lookups).count(session=session)
+        async with direct_connection(engine) as conn:  # a prebuilt statement: values bound only
+            return int((await conn.execute(*found)).scalar_one())
 
     async def exists(self, *, session: AsyncSession | None = None, **lookups: Any) -> bool:
-        return await self.query().filter(**lookups).exists(session=session)
+        """Whether a row matches ``lookups`` (no row is fetched)."""
+        engine = self._scope.direct(session)
+        found = self._templates.statement("exists", lookups) if engine is not None else None
+        if engine is None or found is None:
+            return await self.query().filter(**lookups).exists(session=session)
+        async with direct_connection(engine) as conn:
+            return (await conn.execute(*found)).first() is not None
 
     # -- bulk -------------------------------------------------------------------------
     def _column_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import MAX_ROWS_ARG, row_count
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
-from pkg.database.query.lookups import build_lookups, model_columns
+from pkg.database.query.lookups import build_lookups, own_table, table_columns
 from pkg.database.query.ordering import (
     SortKey,
     check_keyset_columns,
@@ -152,7 +152,7 @@ class QueryBuilder(Generic[ModelT]):
     # -- statement building ---------------------------------------------------------
     def _criteria(self) -> list[ColumnElement[bool]]:
         criteria = list(self.conditions)
-        column = model_columns(self.model).get("deleted_at")
+        column = table_columns(self.model).get("deleted_at")
         if column is not None and self.deleted != "include":
             criteria.append(column.is_(None) if self.deleted == "exclude" else column.is_not(None))
         return criteria
@@ -179,13 +179,13 @@ class QueryBuilder(Generic[ModelT]):
 
     def count_statement(self) -> Select[int]:
         if self.limit_ is None and self.offset_ is None:
-            return select(func.count()).select_from(self.model).where(*self._criteria())
-        inner = self._apply(select(literal(1).label("one")).select_from(self.model), ())
+            return select(func.count()).select_from(own_table(self.model)).where(*self._criteria())
+        inner = self._apply(select(literal(1).label("one")).select_from(own_table(self.model)), ())
         return select(func.count()).select_from(inner.subquery())
 
     def exists_statement(self) -> Select[int]:
         """``SELECT 1 WHERE EXISTS (...)``: valid on every dialect, Oracle included."""
-        inner = exists().select_from(self.model).where(*self._criteria())
+        inner = exists().select_from(own_table(self.model)).where(*self._criteria())
         return select(literal_column("1")).where(inner)
 
     def page_query(self, page: int, size: int) -> QueryBuilder[ModelT]:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, inspect, literal, or_
 
 from pkg.database.errors import QueryError, UnknownFieldError
-from pkg.database.query.lookups import column_names, model_columns, resolve_column
+from pkg.database.query.lookups import column_names, model_columns, resolve_column, table_columns
 
 __all__ = ["SortKey", "keyset_predicate", "parse_sort", "sort_value_type", "with_pk_tiebreaker"]
 
@@ -56,7 +56,8 @@ def with_pk_tiebreaker(model: type[Any], keys: Sequence[SortKey]) -> tuple[SortK
 
 def order_clauses(model: type[Any], keys: Sequence[SortKey]) -> list[Any]:
     """SQLAlchemy ORDER BY clauses for ``keys``."""
-    return [resolve_column(model, k.name).desc() if k.desc else resolve_column(model, k.name) for k in keys]
+    columns = table_columns(model)
+    return [columns[k.name].desc() if k.desc else columns[k.name] for k in keys]
 
 
 def check_keyset_columns(model: type[Any], keys: Sequence[SortKey]) -> None:
@@ -69,7 +70,7 @@ def check_keyset_columns(model: type[Any], keys: Sequence[SortKey]) -> None:
 
 def keyset_predicate(model: type[Any], keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly after ``values`` in the order given by ``keys``."""
-    columns = [resolve_column(model, k.name) for k in keys]
+    columns = [table_columns(model)[k.name] for k in keys]
     bound = [literal(v, c.type) for c, v in zip(columns, values, strict=True)]
     branches = []
     for i, key in enumerate(keys):

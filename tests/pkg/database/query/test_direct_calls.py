@@ -25,7 +25,13 @@ from sqlalchemy.orm import (
 from internal.dao.user import UserDao
 from internal.models.user import User
 from pkg.database import acting_as
-from pkg.database.errors import DatabaseError, StaleDataError, UnloadedRelationError
+from pkg.database.errors import (
+    DatabaseError,
+    InvalidValueError,
+    StaleDataError,
+    UnknownFieldError,
+    UnloadedRelationError,
+)
 from pkg.database.query.hydrate import Hydrator
 
 
@@ -257,3 +263,38 @@ async def test_update_without_a_session_keeps_the_bookkeeping(
         k: v for k, v in theirs.items() if k not in skip
     }
     assert _columns(again) == mine and _columns(await users.get_or_raise(made[0].id)) == mine
+
+
+@pytest.mark.parametrize(
+    "lookups",
+    [
+        {},
+        {"is_active": True},
+        {"id__between": (2, 4), "is_active": True},
+        {"deleted_at": None, "username__ne": "u1"},
+        {"deleted_at__isnull": False},
+        {"email__ne": None, "id__gte": 3, "id__lt": 5},
+        {"username__in": ["u1", "u2"], "id__gt": 0},  # not templated: the builder's path
+    ],
+)
+async def test_count_and_exists_templates_match_the_builder(
+    users: UserDao, maker: async_sessionmaker[AsyncSession], lookups: dict[str, Any]
+) -> None:
+    made = await _seed(users, 5)
+    await users.update_by_id(made[3].id, is_active=False)
+    for _ in range(2):  # the second call reuses the prebuilt statement with new values
+        async with maker() as s:
+            expected = await users.query().filter(**lookups).count(session=s)
+        assert await users.count(**lookups) == expected
+        assert await users.exists(**lookups) is (expected > 0)
+        lookups = {k: (v[0] + 1, v[1]) if k == "id__between" else v for k, v in lookups.items()}
+
+
+async def test_count_templates_check_values_like_the_builder(users: UserDao) -> None:
+    with pytest.raises(InvalidValueError):
+        await users.count(username="a\x00b")
+    with pytest.raises(UnknownFieldError):
+        await users.count(nope__gt=1)
+    with pytest.raises(TypeError):
+        await users.count(id__between=5)
+    assert await users.count(orders__total__gt=1) == 0  # a relation lookup: the builder's EXISTS
