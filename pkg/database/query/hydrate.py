@@ -85,14 +85,17 @@ class Hydrator(Generic[ModelT]):
         """One detached instance per row (rows of :meth:`select`, any WHERE/ORDER/LIMIT)."""
         keys, pk, cls, new, callables = self._keys, self._pk, self._cls, self._new, self._callables
         out: list[ModelT] = []
+        append = out.append
+        single = pk[0] if len(pk) == 1 else None  # the hot loop: rows of up to thousands
         for row in rows:
             obj = new()
             state = obj._sa_instance_state
-            obj.__dict__.update(zip(keys, row, strict=True))
-            state.key = (cls, tuple(row[i] for i in pk), None)
+            values = obj.__dict__
+            values.update(zip(keys, row, strict=False))  # rows of select(): one value per key
+            state.key = (cls, (row[single],) if single is not None else tuple(row[i] for i in pk), None)
             if callables:
-                state.callables = dict(callables)
-            out.append(obj)
+                state.callables = callables.copy()
+            append(obj)
         return out
 
     def insert_params(self, obj: ModelT) -> dict[str, Any] | None:

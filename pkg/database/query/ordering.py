@@ -70,14 +70,14 @@ def check_keyset_columns(model: type[Any], keys: Sequence[SortKey]) -> None:
 
 def keyset_predicate(model: type[Any], keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly after ``values`` in the order given by ``keys``."""
-    columns = [table_columns(model)[k.name] for k in keys]
+    table = table_columns(model)
+    columns = [table[k.name] for k in keys]
     bound = [literal(v, c.type) for c, v in zip(columns, values, strict=True)]
     branches = []
     for i, key in enumerate(keys):
-        equal = [columns[j] == bound[j] for j in range(i)]
         step = columns[i] < bound[i] if key.desc else columns[i] > bound[i]
-        branches.append(and_(*equal, step))
-    return or_(*branches)
+        branches.append(and_(*(columns[j] == bound[j] for j in range(i)), step) if i else step)
+    return or_(*branches) if len(branches) > 1 else branches[0]
 
 
 def sort_value_type(model: type[Any], name: str) -> type[Any] | None:
