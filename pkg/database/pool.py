@@ -4,7 +4,8 @@
 server databases) also counts tasks waiting for a connection and cumulative checkout
 timeouts; other pools report 0 for both. While metrics hooks exist
 (:mod:`pkg.database.metrics`) its ``observer`` also hears each request start and stop
-waiting, how long it waited, and each timeout.
+waiting, how long it waited, each timeout, and each checkin: called by the pool itself, so
+the metrics need no SQLAlchemy ``checkin`` listener.
 
 Example::
 
@@ -26,29 +27,45 @@ __all__ = ["KitAsyncQueuePool", "PoolObserver", "is_memory_sqlite", "kit_pool_op
 
 
 class PoolObserver(Protocol):
-    """Hears the queue of a :class:`KitAsyncQueuePool` (the metrics' engine source)."""
+    """Hears the queue and the checkins of a :class:`KitAsyncQueuePool` (the metrics' engine
+    source); ``waits`` gets each checked-out entry's queue wait, by ``id(entry)``."""
+
+    waits: dict[int, float]
 
     def waiting(self, delta: int) -> None: ...
 
-    def waited(self, record: ConnectionPoolEntry, seconds: float) -> None: ...
-
     def timed_out(self, seconds: float) -> None: ...
+
+    def checked_in(self, record: ConnectionPoolEntry) -> None: ...
 
 
 class KitAsyncQueuePool(AsyncAdaptedQueuePool):
     """An :class:`AsyncAdaptedQueuePool` that counts waiters and checkout timeouts.
 
     The timeout count and the observer survive ``engine.dispose()`` (the pool is recreated).
+    While an observer is set, the pool's ``_do_get`` and ``_return_conn`` are the observed ones
+    (instance attributes); without one, the plain ones run, at no extra cost.
     """
 
     waiters = 0
     timeouts = 0
-    observer: PoolObserver | None = None
+    _observer: PoolObserver | None = None
+    _OBSERVED = {"_do_get": "_observed_do_get", "_return_conn": "_observed_return_conn"}
+
+    @property
+    def observer(self) -> PoolObserver | None:
+        return self._observer
+
+    @observer.setter
+    def observer(self, observer: PoolObserver | None) -> None:
+        self._observer = observer
+        for name, observed in self._OBSERVED.items():
+            if observer is None:
+                self.__dict__.pop(name, None)
+            else:
+                self.__dict__[name] = getattr(self, observed)
 
     def _do_get(self) -> ConnectionPoolEntry:
-        observer = self.observer
-        if observer is not None:
-            return self._observed_get(observer)
         self.waiters += 1
         try:
             return super()._do_get()
@@ -58,16 +75,18 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
         finally:
             self.waiters -= 1
 
-    def _observed_get(self, observer: PoolObserver) -> ConnectionPoolEntry:
+    def _observed_do_get(self) -> ConnectionPoolEntry:
         """:meth:`_do_get`, timed, with the observer told (wait or timeout; pending +1/-1 only
         when the request must queue: nothing idle and no overflow left, as QueuePool decides)."""
+        observer = self._observer
+        assert observer is not None
         self.waiters += 1
         queued = -1 < self._max_overflow <= self._overflow and self._pool.empty()  # cheap test first
         if queued:
             observer.waiting(1)
         started = perf_counter()
         try:
-            record = super()._do_get()
+            record = AsyncAdaptedQueuePool._do_get(self)
         except sa_exc.TimeoutError:
             self.timeouts += 1
             observer.timed_out(perf_counter() - started)
@@ -76,8 +95,16 @@ class KitAsyncQueuePool(AsyncAdaptedQueuePool):
             self.waiters -= 1
             if queued:
                 observer.waiting(-1)
-        observer.waited(record, perf_counter() - started)
+        observer.waits[id(record)] = perf_counter() - started
         return record
+
+    def _observed_return_conn(self, record: ConnectionPoolEntry) -> None:
+        """A checkin (also of a checkout that failed after ``_do_get``): the observer hears it
+        after the ``checkin`` listeners, before the record is queued or closed as overflow."""
+        observer = self._observer
+        if observer is not None:
+            observer.checked_in(record)
+        self._do_return_conn(record)
 
     def recreate(self) -> KitAsyncQueuePool:
         fresh = super().recreate()

@@ -3,9 +3,12 @@ statement monitor's timing, turned into :mod:`pkg.database.metrics.events`.
 
 Statements are timed once, by :class:`~pkg.database.monitoring.QueryMonitor` (the dialect
 ``do_execute`` events that also feed the slow-query log); this module adds no second
-statement event path. Pool events: ``connect``, ``checkout``, ``checkin``, ``close``,
-``detach``, ``invalidate``, ``soft_invalidate``; the wait in the queue, pending requests
-and timeouts come from :class:`~pkg.database.pool.KitAsyncQueuePool`.
+statement event path. On a :class:`~pkg.database.pool.KitAsyncQueuePool` (every kit engine
+but in-memory SQLite and a user-given ``poolclass``) the pool itself reports checkouts,
+checkins, the wait in the queue, pending requests and timeouts to this observer, and only
+the rare pool events are SQLAlchemy listeners: ``connect``, ``close``, ``detach``,
+``invalidate``, ``soft_invalidate``. Any other pool also gets ``checkout`` and ``checkin``
+listeners, with the same bookkeeping behind them.
 
 Connections are followed per pool entry, so the counts stay exact when a connection dies
 in use (killed backend: checked in, then closed), is recycled or invalidated at checkout
@@ -51,7 +54,8 @@ from pkg.database.pool import KitAsyncQueuePool
 
 __all__ = ["EngineMetrics", "pool_capacity", "track_engine"]
 
-_POOL_EVENTS = ("connect", "checkout", "checkin", "close", "detach", "invalidate", "soft_invalidate")
+_KIT_POOL_EVENTS = ("connect", "checkout", "close", "detach", "invalidate", "soft_invalidate")
+_POOL_EVENTS = (*_KIT_POOL_EVENTS, "checkin")  # a pool that does not report its checkins
 _emit = emit_metrics_event
 _CACHED_OPERATIONS = 512  # distinct statement strings classified once (cleared when full)
 _CACHED_LENGTH = 4096  # longer statements are classified every time, not kept
@@ -79,11 +83,12 @@ class EngineMetrics:
         self._driver_error: type[BaseException] | None = getattr(dbapi, "Error", None)
         self._open: dict[int, float] = {}  # id(pool entry) -> checkout start; 0.0 while idle
         self._dying: dict[int, float] = {}  # closed while checked out -> checkout start
-        self._waits: dict[int, float] = {}  # queue wait of an entry about to be checked out
+        self.waits: dict[int, float] = {}  # id(pool entry) -> its queue wait, filled by the kit pool
         self._capacity = 0
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._sinks: tuple[EngineSink, ...] = ()
         self._operations: dict[str, Operation] = {}
+        self._listening: tuple[str, ...] = ()
 
     def rebind(self, hooks: tuple[MetricsHook, ...]) -> None:
         """Bind the hot path to ``hooks`` (called by the registry whenever they change)."""
@@ -99,7 +104,8 @@ class EngineMetrics:
         if engine is None or self.enabled:
             return
         self.enabled = True
-        for name in _POOL_EVENTS:
+        self._listening = _KIT_POOL_EVENTS if isinstance(engine.pool, KitAsyncQueuePool) else _POOL_EVENTS
+        for name in self._listening:
             event.listen(engine, name, getattr(self, f"on_{name}"))
         self._set_observer(engine.pool, self)
         if self._monitor is not None:
@@ -116,9 +122,10 @@ class EngineMetrics:
         if self._finalizer is not None:
             self._finalizer.detach()
         if engine is not None:
-            for name in _POOL_EVENTS:
+            for name in self._listening:
                 event.remove(engine, name, getattr(self, f"on_{name}"))
             self._set_observer(engine.pool, None)
+        self._listening = ()
         if self._monitor is not None:
             self._monitor.metrics = None
         self._engine_gone()
@@ -127,7 +134,7 @@ class EngineMetrics:
         """Drop the per-connection bookkeeping (a forked child: the pool is a fresh one)."""
         self._open.clear()
         self._dying.clear()
-        self._waits.clear()
+        self.waits.clear()
 
     def _engine_gone(self) -> None:
         _emit(PoolCapacity(self.name, -self._capacity))
@@ -143,9 +150,6 @@ class EngineMetrics:
     def waiting(self, delta: int) -> None:
         _emit(PendingRequests(self.name, delta))
 
-    def waited(self, record: Any, seconds: float) -> None:
-        self._waits[id(record)] = seconds
-
     def timed_out(self, seconds: float) -> None:
         _emit(PoolTimedOut(self.name, seconds))
 
@@ -159,26 +163,34 @@ class EngineMetrics:
         if key not in self._open:
             _emit(ConnectionCreated(self.name, adopted=True))
         self._open[key] = perf_counter()
-        wait = self._waits.pop(key, 0.0)
+        wait = self.waits.pop(key, 0.0)
         for sink in self._sinks:
             try:
                 sink.checked_out(wait)
             except Exception:
                 self._failed(sink, ConnectionCheckedOut.__name__)
 
-    def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+    def checked_in(self, record: Any) -> None:
+        """A record came back (the kit pool's call, or the ``checkin`` listener of another pool)."""
         key = id(record)
-        started = self._dying.pop(key, None)
-        if started is not None:  # died in use: back, then gone
-            self._checked_in(perf_counter() - started)
+        if self._dying and key in self._dying:  # died in use: back, then gone
+            self._report_checkin(perf_counter() - self._dying.pop(key))
             _emit(ConnectionClosed(self.name))
             return
         started = self._open.get(key)
         if started:  # None: unknown; 0.0: not checked out
             self._open[key] = 0.0
-            self._checked_in(perf_counter() - started)
+            use = perf_counter() - started
+            for sink in self._sinks:
+                try:
+                    sink.checked_in(use)
+                except Exception:
+                    self._failed(sink, ConnectionCheckedIn.__name__)
 
-    def _checked_in(self, use: float) -> None:
+    def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+        self.checked_in(record)
+
+    def _report_checkin(self, use: float) -> None:
         for sink in self._sinks:
             try:
                 sink.checked_in(use)
@@ -195,7 +207,7 @@ class EngineMetrics:
     def on_detach(self, dbapi_connection: Any, record: Any) -> None:
         started = self._open.pop(id(record), None)
         if started:
-            self._checked_in(perf_counter() - started)
+            self._report_checkin(perf_counter() - started)
         if started is not None:
             _emit(ConnectionClosed(self.name))
 

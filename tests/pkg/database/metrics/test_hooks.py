@@ -110,7 +110,7 @@ def _listeners(sync: object, name: str) -> list[object]:
 
 
 def _kit_listeners(sync: object) -> list[object]:
-    return [fn for fn in _listeners(sync, "checkin") if "EngineMetrics" in repr(fn)]
+    return [fn for fn in _listeners(sync, "close") if "EngineMetrics" in repr(fn)]
 
 
 async def test_connections_open_before_the_hook_are_adopted(tmp_path: Path) -> None:
