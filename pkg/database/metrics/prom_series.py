@@ -1,10 +1,12 @@
 """The ``kit_db_*`` series of one engine label, in two stores behind the same methods.
 
 * :class:`LocalSeries` (one process, the default): plain Python numbers and bucket counts,
-  updated under one uncontended lock per event (a checkout is two integer updates, a
-  ``bisect`` and a float addition) and turned into metric families only when scraped, by
-  :class:`LocalCollector`. ``prometheus_client``'s own objects cost several locked Python
-  calls per observation, which was most of the exporter's overhead.
+  turned into metric families only when scraped, by :class:`LocalCollector`. The hot path
+  (checkout, checkin, statement) appends one float to a deque, with no lock (deque appends
+  are thread-safe); the observations are counted in batches (sorted, one ``bisect`` per
+  bucket) under the series lock, by the writer every :data:`FOLD_AT` of them and by every
+  scrape, so each scrape is exact. The rarer events update numbers under that lock.
+  ``prometheus_client``'s own objects cost several locked Python calls per observation.
 * :class:`ClientSeries` (``PROMETHEUS_MULTIPROC_DIR`` set): ``prometheus_client`` label
   children, since every value must reach this process's files for another process's
   scrape to sum them.
@@ -21,8 +23,10 @@ Example::
 
 from __future__ import annotations
 
+import math
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -33,6 +37,7 @@ from pkg.database.metrics.classify import POOL_TIMEOUT_ERROR
 
 __all__ = [
     "FAMILIES",
+    "FOLD_AT",
     "QUERY_BUCKETS",
     "USE_BUCKETS",
     "WAIT_BUCKETS",
@@ -45,6 +50,7 @@ __all__ = [
 PREFIX = "kit_db_"
 QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
+FOLD_AT = 1024  # observations a histogram buffers before its writer counts them
 USE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 # name (without prefix) -> (type, help, labels after ``engine``, buckets)
@@ -66,19 +72,35 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
 
 
 class Histogram:
-    """Bucket counts (not cumulative; the last is +Inf) and the sum of one histogram series."""
+    """Bucket counts (not cumulative; the last is +Inf) and the sum of one histogram series,
+    plus the observations not counted yet: ``pending`` (a deque: its appends are thread-safe,
+    so the hot path takes no lock), counted by :meth:`fold` under the series lock."""
 
-    __slots__ = ("bounds", "counts", "total")
+    __slots__ = ("bounds", "counts", "pending", "total")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
+        self.pending: deque[float] = deque()
 
-    def observe(self, value: float) -> None:
-        """Count ``value`` (the caller holds the series lock)."""
-        self.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value, as le means
-        self.total += value
+    def fold(self) -> None:
+        """Count the pending observations (the caller holds the series lock)."""
+        pending = self.pending
+        values = [pending.popleft() for _ in range(len(pending))]  # later appends wait for the next fold
+        if not values:
+            return
+        values.sort()
+        counts, start = self.counts, 0
+        for index, bound in enumerate(self.bounds):
+            end = bisect_right(values, bound, start)  # values <= bound, as le means
+            counts[index] += end - start
+            start = end
+        counts[-1] += len(values) - start
+        self.total += math.fsum(values)
+
+    def count(self) -> int:
+        return sum(self.counts)
 
     def buckets(self) -> list[tuple[str, float]]:
         running, out = 0, []
@@ -89,41 +111,70 @@ class Histogram:
 
 
 class LocalSeries:
-    """One engine label's values as plain numbers (single-process mode)."""
+    """One engine label's values as plain numbers (single-process mode).
+
+    The hot path (checkout, checkin, a statement that is neither slow nor failed) appends one
+    float to a histogram's pending deque and takes no lock; the writer folds a deque past
+    :data:`FOLD_AT` observations, a scrape folds them all. Connections in use are checkouts
+    minus checkins (the wait and use histograms' counts), idle ones open minus in use.
+    """
 
     def __init__(self, engine: str) -> None:
         self.engine = engine
         self.lock = threading.Lock()
-        self.idle = self.used = self.pending = self.max = self.timeouts = self.created_total = 0
+        self.open = self.pending = self.max = self.timeouts = self.created_total = 0
+        self.used_before_fork = 0  # checkouts - checkins inherited from the parent process
         self.lag: float | None = None
         self.wait = Histogram(WAIT_BUCKETS)
         self.use = Histogram(USE_BUCKETS)
         self.queries: dict[tuple[str, str], Histogram] = {}
+        self._ok: dict[str, deque[float]] = {}  # operation -> pending of (operation, "ok")
         self.counts: dict[tuple[str, str], int] = {}  # (family, label value) -> total
 
     # -- hot path (the EngineSink methods) ----------------------------------------------
     def checked_out(self, wait: float) -> None:
-        with self.lock:
-            self.idle -= 1
-            self.used += 1
-            self.wait.observe(wait)
+        pending = self.wait.pending
+        pending.append(wait)
+        if len(pending) > FOLD_AT:
+            self.fold()
 
     def checked_in(self, use: float) -> None:
-        with self.lock:
-            self.used -= 1
-            self.idle += 1
-            self.use.observe(use)
+        pending = self.use.pending
+        pending.append(use)
+        if len(pending) > FOLD_AT:
+            self.fold()
 
     def query(self, operation: str, outcome: str, duration: float, slow: bool, error: str | None) -> None:
+        if outcome == "ok" and not slow:
+            pending = self._ok.get(operation)
+            if pending is not None:
+                pending.append(duration)
+                if len(pending) > FOLD_AT:
+                    self.fold()
+                return
         with self.lock:
             histogram = self.queries.get((operation, outcome))
             if histogram is None:
                 histogram = self.queries[operation, outcome] = Histogram(QUERY_BUCKETS)
-            histogram.observe(duration)
+                if outcome == "ok":
+                    self._ok[operation] = histogram.pending
+            histogram.pending.append(duration)
             if slow:
                 self._count("slow_queries", operation)
             if error is not None:
                 self._count("errors", error)
+
+    def fold(self) -> None:
+        """Count every pending observation: checkins before checkouts, so that a checkin
+        counted always has its checkout counted (in use never goes below zero)."""
+        with self.lock:
+            self._fold()
+
+    def _fold(self) -> None:
+        self.use.fold()
+        self.wait.fold()
+        for histogram in list(self.queries.values()):
+            histogram.fold()
 
     # -- the rest -----------------------------------------------------------------------
     def _count(self, family: str, value: str) -> None:
@@ -133,11 +184,11 @@ class LocalSeries:
     def created(self, adopted: bool) -> None:
         with self.lock:
             self.created_total += 0 if adopted else 1
-            self.idle += 1
+            self.open += 1
 
     def closed(self) -> None:
         with self.lock:
-            self.idle -= 1
+            self.open -= 1
 
     def invalidated(self, reason: str) -> None:
         with self.lock:
@@ -167,15 +218,19 @@ class LocalSeries:
     def after_fork(self) -> None:
         """A forked child: no connection and no waiter yet; a lock held at the fork is dropped."""
         self.lock = threading.Lock()
-        self.idle = self.used = self.pending = 0
+        self._fold()
+        self.open = self.pending = 0
+        self.used_before_fork = self.wait.count() - self.use.count()
 
     # -- scrape -------------------------------------------------------------------------
     def samples(self) -> Iterator[tuple[str, tuple[str, ...], Any]]:
         """``(family, label values after engine, value or Histogram copy)``, read under the lock."""
         with self.lock:
+            self._fold()
+            used = self.wait.count() - self.use.count() - self.used_before_fork
             rows: list[tuple[str, tuple[str, ...], Any]] = [
-                ("pool_connections", ("idle",), self.idle),
-                ("pool_connections", ("used",), self.used),
+                ("pool_connections", ("idle",), self.open - used),
+                ("pool_connections", ("used",), used),
                 ("pool_max_connections", (), self.max),
                 ("pool_pending_requests", (), self.pending),
                 ("pool_timeouts", (), self.timeouts),
