@@ -318,16 +318,18 @@ def _plain_defaults(bulk: BulkRows, table: Table) -> bool:
 async def insert_bulk(session: AsyncSession, table: Table, bulk: BulkRows) -> None:
     """INSERT every row of ``bulk`` into ``table`` in ``session``'s transaction."""
     stmt = insert(table)
-    bind = session.get_bind(clause=stmt)
     plan = None
-    direct_ok = not session.sync_session.dispatch.do_orm_execute and _plain_defaults(bulk, table)
-    if direct_ok and not bind.get_execution_options().get("schema_translate_map"):
-        plan = _direct(bind.dialect, table, bulk.keys)
+    if not session.sync_session.dispatch.do_orm_execute and _plain_defaults(bulk, table):
+        if session.autoflush:  # as session.execute() would: pending objects go first
+            await session.flush()
+        conn = await session.connection(bind_arguments={"clause": stmt})
+        sync = conn.sync_connection  # engine and connection options, as execution sees them
+        if sync is not None and not sync.get_execution_options().get("schema_translate_map"):
+            plan = _direct(conn.dialect, table, bulk.keys)
     if plan is None:
-        step = rows_per_statement(bind.dialect.name, len(bulk.keys))
+        step = rows_per_statement(session.get_bind(clause=stmt).dialect.name, len(bulk.keys))
         for i in range(0, bulk.count, step):
             await session.execute(stmt, bulk.dicts(i, i + step))
         return
-    conn = await session.connection(bind_arguments={"clause": stmt})
     for i in range(0, bulk.count, EXECUTEMANY_ROWS):
         await conn.exec_driver_sql(plan.sql, _params(plan, bulk, i, i + EXECUTEMANY_ROWS))

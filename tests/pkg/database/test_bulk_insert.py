@@ -120,6 +120,18 @@ async def test_caller_and_ambient_transactions_are_joined(users: UserDao) -> Non
     assert await users.count() == 30
 
 
+async def test_pending_objects_are_flushed_first_as_by_session_execute(users: UserDao) -> None:
+    async with users.transaction() as session:
+        session.add(User(username="pending", email="pending@x.io"))
+        await users.create_many(rows("p"), session=session)
+    async with users.transaction(autoflush=False) as session:
+        session.add(User(username="later", email="later@x.io"))
+        await users.create_many(rows("n"), session=session)
+    ids = {u.username: u.id for u in await users.query().all()}
+    assert ids["pending"] < min(v for k, v in ids.items() if k.startswith("p") and k != "pending")
+    assert ids["later"] > max(v for k, v in ids.items() if k.startswith("n"))
+
+
 async def test_all_rows_or_none(users: UserDao) -> None:
     many = [{"username": f"u{i}", "email": f"u{i}@x.io"} for i in range(bulk.EXECUTEMANY_ROWS + 5)]
     many.append({"username": "dup", "email": "u0@x.io"})  # fails in the second executemany
