@@ -2,9 +2,10 @@
 the pool, runs one primary-key lookup and checks it back in (a request handler's shape).
 
 One kit engine per backend; interleaved rounds (order shuffled per round) of the same loop with
-metrics off (no hook: nothing attached), with the Prometheus exporter, and with the
-OpenTelemetry exporter (SDK meter provider, in-memory reader). Prints ops/s with metrics
-off and each exporter's median per-round ratio against off, of wall time and of this
+metrics off (no hook: nothing attached), off again (the control: what two identical variants
+differ by, i.e. the noise and any position bias left), with the Prometheus exporter, and with
+the OpenTelemetry exporter (SDK meter provider, in-memory reader). Prints ops/s with metrics
+off and each variant's median per-round ratio against off, of wall time and of this
 process's CPU time. The CPU ratio is the steadier one on a shared machine, and an upper
 bound of the wall-time overhead (the metrics cost is all CPU in this process; the wall
 time also holds the server's work and the network). Each ratio comes with its spread
@@ -68,7 +69,7 @@ def variants() -> dict[str, MetricsHook | None]:
     provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     prometheus, otel = install_prometheus(CollectorRegistry()), install_otel(provider)
     reset_metrics_hooks()  # installed once for their instruments; added back per round below
-    return {"off": None, "prometheus": prometheus, "otel": otel}
+    return {"off": None, "control": None, "prometheus": prometheus, "otel": otel}
 
 
 Result = tuple[float, float, float, float]  # ops/s, wall ratio, CPU ratio, CPU ratio IQR
@@ -112,7 +113,7 @@ def sink_cost(rounds: int, ops: int) -> dict[str, float]:
     ``bind_engine`` gives, told of one checkout, one statement and one checkin per op."""
     results: dict[str, list[float]] = {}
     for key, hook in variants().items():
-        if hook is None:
+        if hook is None:  # off and the control
             continue
         sink = getattr(hook, "bind_engine")("sink-bench", "sqlite")  # noqa: B009 - on the hook protocol
         for _ in range(rounds):
@@ -135,10 +136,10 @@ def load() -> str:
 
 
 def report(name: str, r: dict[str, Result], pct: Callable[[float], float]) -> None:
-    (_, pw, pc, pi), (_, ow, oc, oi) = r["prometheus"], r["otel"]
+    (_, pw, pc, pi), (_, ow, oc, oi), (_, _, cc, ci) = r["prometheus"], r["otel"], r["control"]
     print(
-        f"{name:<11} {r['off'][0]:>9.0f} {pct(pw):>9.1f}% {pct(pc):>8.1f}% {pi * 100:>6.1f} "
-        f"{pct(ow):>9.1f}% {pct(oc):>8.1f}% {oi * 100:>6.1f}"
+        f"{name:<11} {r['off'][0]:>9.0f} {pct(cc):>8.1f}% {ci * 100:>6.1f} {pct(pw):>9.1f}% {pct(pc):>8.1f}% "
+        f"{pi * 100:>6.1f} {pct(ow):>9.1f}% {pct(oc):>8.1f}% {oi * 100:>6.1f}"
     )
 
 
@@ -150,7 +151,7 @@ async def main() -> None:
     parser.add_argument("--path", action="store_true", help="also time the metrics path alone")
     args = parser.parse_args()
     print(load())
-    print("backend     off ops/s  prom wall  prom cpu  (IQR)  otel wall  otel cpu  (IQR)")
+    print("backend     off ops/s  ctrl cpu  (IQR)  prom wall  prom cpu  (IQR)  otel wall  otel cpu  (IQR)")
     for name in args.backends.split(","):
         report(name, await measure(name, args.rounds, args.ops), lambda ratio: (ratio - 1.0) * 100.0)
     if args.path:
