@@ -20,6 +20,13 @@ event dispatch, the queue timing and the per-connection bookkeeping, common to e
 
     .venv/bin/python -m bench.bench_metrics [--rounds 60] [--ops 200] [--path]
         [--backends sqlite,postgresql,mysql]
+
+``--only off|prometheus|otel --backends B --ops N`` runs one untimed loop instead, for counting
+instructions, which no other engineer's load disturbs: the loop's cost per op is the
+difference of two counts divided by the difference of ``N``::
+
+    PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        .venv/bin/python -m bench.bench_metrics --only prometheus --backends mysql --ops 1500
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from collections.abc import Callable
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
+from sqlalchemy import Table, make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.lookup_table import ROWS, bench_urls, lookup_table, prepare
@@ -54,9 +61,9 @@ items = lookup_table("bench_metric_items")
 metadata = items.metadata
 
 
-async def checkout_loop(engine: AsyncEngine, ops: int) -> tuple[float, float]:
+async def checkout_loop(engine: AsyncEngine, ops: int, table: Table = items) -> tuple[float, float]:
     """Wall time and this process's CPU time of ``ops`` checkout-and-query operations."""
-    stmt = select(items.c.name).where(items.c.id == 0)
+    stmt = select(table.c.name).where(table.c.id == 0)
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(ops):
         async with engine.connect() as conn:
@@ -131,6 +138,31 @@ def sink_cost(rounds: int, ops: int) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in results.items()}
 
 
+async def only(name: str, variant: str, ops: int) -> None:
+    """One loop of ``ops`` ops with one variant and nothing timed: to count this process's
+    instructions (valgrind) at two values of ``ops``, whose difference is the loop's alone.
+    Its own table and SQLite file, so several may run at once."""
+    own = f"bench_metric_only_{os.getpid()}"
+    table = lookup_table(own)
+    url = bench_urls(f"{own}.db")[name]
+    engine = new_async_engine(url, pool_size=5, slow_query_threshold=0.5, metrics_name="bench")
+    hook = variants()[variant]
+    try:
+        await prepare(engine, table)
+        await checkout_loop(engine, 20, table)  # warm up, unmetered (as in the timed rounds)
+        if hook is not None:
+            add_metrics_hook(hook)
+        await checkout_loop(engine, ops, table)
+        reset_metrics()
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
+    finally:
+        reset_metrics()
+        await engine.dispose()
+        if name == "sqlite":
+            os.remove(str(make_url(url).database))
+
+
 def load() -> str:
     return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
 
@@ -149,7 +181,11 @@ async def main() -> None:
     parser.add_argument("--ops", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgresql,mysql")
     parser.add_argument("--path", action="store_true", help="also time the metrics path alone")
+    parser.add_argument("--only", choices=["off", "prometheus", "otel"], help="one untimed loop (valgrind)")
     args = parser.parse_args()
+    if args.only:
+        await only(args.backends, args.only, args.ops)
+        return
     print(load())
     print("backend     off ops/s  ctrl cpu  (IQR)  prom wall  prom cpu  (IQR)  otel wall  otel cpu  (IQR)")
     for name in args.backends.split(","):
