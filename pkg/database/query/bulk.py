@@ -7,7 +7,7 @@ per row. ``insert_bulk`` then sends the rows as one executemany per
 ``EXECUTEMANY_ROWS``::
 
     bulk = bulk_rows(User, ({"username": f"u{i}", "email": f"u{i}@x.io"} for i in range(10_000)))
-    async with session_scope() as session:
+    async with users.transaction() as session:  # any AsyncSession; the DAO opens its own
         await insert_bulk(session, User.__table__, bulk)
 
 On PostgreSQL, MySQL/MariaDB and SQLite the INSERT is compiled once per (dialect, keys)
