@@ -26,7 +26,6 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pkg.database.actor import current_actor
-from pkg.database.direct import direct_connection
 from pkg.database.errors import (
     ConcurrencyConflictError,
     ConfigurationError,
@@ -34,6 +33,7 @@ from pkg.database.errors import (
     QueryError,
     StaleDataError,
 )
+from pkg.database.query.bound import StatementCache
 from pkg.database.query.builder import QueryBuilder
 from pkg.database.query.bulk import bulk_rows, insert_bulk
 from pkg.database.query.cursors import KeysetCodec
@@ -41,7 +41,6 @@ from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import rows_per_statement
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.single import NOT_APPLICABLE, SingleRows
-from pkg.database.query.templates import LookupTemplates
 from pkg.database.query.upsert import UpsertPlan, build_upsert, check_conflict_target, fill_defaults
 from pkg.database.query.writes import check_fields, one_statement_flush, returning_update
 from pkg.database.retry import execute_transaction
@@ -83,7 +82,7 @@ class BaseDao(Generic[ModelT]):
         self._get_options = (*self._loads, RAISE_UNLOADED)
         self._hydrator: Hydrator[ModelT] = Hydrator(self.model_cls)
         self._rows = SingleRows(self.model_cls, self._hydrator)  # own calls: no session (direct.py)
-        self._templates = LookupTemplates(self.query)  # count / exists per lookup shape
+        self._statements = StatementCache()  # the builders' statements by shape (query/bound.py)
 
     def _direct(self, session: AsyncSession | None) -> Any:
         """The engine this call may use without a session, or None (``pkg/database/direct.py``)."""
@@ -92,8 +91,14 @@ class BaseDao(Generic[ModelT]):
     # -- queries and transactions ---------------------------------------------------
     def query(self) -> QueryBuilder[ModelT]:
         """A new builder over ``model_cls`` (soft-deleted rows excluded, ``default_loads`` loaded)."""
-        loads, hydrator = self._loads, self._hydrator
-        return QueryBuilder(self.model_cls, self._scope, self._codec, loader_options=loads, hydrator=hydrator)
+        return QueryBuilder(
+            self.model_cls,
+            self._scope,
+            self._codec,
+            loader_options=self._loads,
+            hydrator=self._hydrator,
+            cache=self._statements,
+        )
 
     def transaction(self, *, autoflush: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
         """``async with dao.transaction() as session:`` commit on success, rollback on error."""
@@ -246,21 +251,11 @@ class BaseDao(Generic[ModelT]):
 
     async def count(self, *, session: AsyncSession | None = None, **lookups: Any) -> int:
         """Rows matching ``lookups`` (``field__op=value``, as ``query().filter``)."""
-        engine = self._scope.direct(session)
-        found = self._templates.statement("count", lookups) if engine is not None else None
-        if engine is None or found is None:
-            return await self.query().filter(**lookups).count(session=session)
-        async with direct_connection(engine) as conn:  # a prebuilt statement: values bound only
-            return int((await conn.execute(*found)).scalar_one())
+        return await self.query().filter(**lookups).count(session=session)
 
     async def exists(self, *, session: AsyncSession | None = None, **lookups: Any) -> bool:
         """Whether a row matches ``lookups`` (no row is fetched)."""
-        engine = self._scope.direct(session)
-        found = self._templates.statement("exists", lookups) if engine is not None else None
-        if engine is None or found is None:
-            return await self.query().filter(**lookups).exists(session=session)
-        async with direct_connection(engine) as conn:
-            return (await conn.execute(*found)).first() is not None
+        return await self.query().filter(**lookups).exists(session=session)
 
     # -- bulk -------------------------------------------------------------------------
     def _column_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ Every method returns a new builder; the parent never changes::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -38,6 +38,7 @@ from pkg.database.errors import (
     QueryError,
     UnsafeQueryError,
 )
+from pkg.database.query.bound import StatementCache, bound_lookups
 from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import MAX_ROWS_ARG, row_count
@@ -53,6 +54,7 @@ from pkg.database.query.ordering import (
     with_pk_tiebreaker,
 )
 from pkg.database.query.pages import KeysetPage, Page
+from pkg.database.query.streaming import stream_rows
 from pkg.database.query.writes import update_values
 from pkg.database.schemas import SchemaQuery, SchemaT
 from pkg.database.transactions import CallSession
@@ -79,6 +81,9 @@ class QueryBuilder(Generic[ModelT]):
     lock: tuple[bool, bool] | None = None
     loader_options: tuple[Any, ...] = field(default=())
     hydrator: Hydrator[ModelT] | None = None  # set: own reads may skip the session (direct.py)
+    cache: StatementCache | None = None  # statements by shape, shared by a DAO's builders (bound.py)
+    shape: tuple[Any, ...] | None = ()  # of the conditions; None: one has no shape (where(), or_())
+    params: tuple[tuple[str, Any], ...] = ()  # the values bound in the shaped conditions
 
     def _replace(self, **changes: Any) -> QueryBuilder[ModelT]:
         """A copy with ``changes`` (a lean ``dataclasses.replace``: this is the hot path)."""
@@ -90,10 +95,20 @@ class QueryBuilder(Generic[ModelT]):
     # -- generative -----------------------------------------------------------------
     def where(self, *expressions: ColumnElement[bool]) -> QueryBuilder[ModelT]:
         """AND SQLAlchemy expressions: ``.where(User.id > 5)``."""
-        return self._replace(conditions=self.conditions + expressions)
+        return self._replace(conditions=self.conditions + expressions, shape=None)
 
     def filter(self, **lookups: Any) -> QueryBuilder[ModelT]:
         """AND Django-style lookups: ``.filter(email__icontains="x", id__in=[1, 2])``."""
+        if self.shape is not None:  # plain comparisons: named parameters, a cacheable shape
+            found = bound_lookups(self.model, lookups, start=len(self.shape))
+            if found is not None:
+                exprs, params, shape = found
+                extra = tuple(params.items())
+                return self._replace(
+                    conditions=self.conditions + tuple(exprs),
+                    shape=self.shape + shape,
+                    params=self.params + extra,
+                )
         return self.where(*build_lookups(self.model, lookups))
 
     def or_(self, *groups: ColumnElement[bool] | Mapping[str, Any], **lookups: Any) -> QueryBuilder[ModelT]:
@@ -204,7 +219,12 @@ class QueryBuilder(Generic[ModelT]):
         if after is not None:
             types = [sort_value_type(self.model, k.name) for k in sort]
             values = self.codec.decode(spec, after, types)
-            query = query.where(keyset_predicate(self.model, sort, values))
+            predicate = keyset_predicate(self.model, sort, values, bind="k")
+            shape = None if query.shape is None else (*query.shape, ("keyset", spec))
+            bound = tuple((f"k{i}", v) for i, v in enumerate(values))
+            query = query._replace(
+                conditions=(*query.conditions, predicate), shape=shape, params=query.params + bound
+            )
 
         def cursor_for(row: Any) -> str:
             return self.codec.encode(spec, [getattr(row, k.name) for k in sort])
@@ -221,8 +241,18 @@ class QueryBuilder(Generic[ModelT]):
 
     async def _instances(self, conn: AsyncConnection) -> list[ModelT]:
         assert self.hydrator is not None
-        result = await conn.execute(self._apply(self.hydrator.select(), self.sort))
+        hydrator = self.hydrator
+        stmt, params = self._cached("rows", lambda: self._apply(hydrator.select(), self.sort))
+        result = await conn.execute(stmt, params)
         return self.hydrator.instances(result.all())
+
+    def _cached(self, kind: str, build: Callable[[], Any]) -> tuple[Any, dict[str, Any] | None]:
+        """``(statement, parameters)``: the DAO's statement of this shape with this builder's
+        values, or a fresh one (no shape, no cache, or loader options)."""
+        if self.cache is None or self.shape is None or self.loader_options:
+            return build(), None
+        key = (kind, self.shape, self.sort, self.limit_, self.offset_, self.deleted, self.lock)
+        return self.cache.get(key, build), dict(self.params)
 
     async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
         if self._direct(session):
@@ -253,12 +283,12 @@ class QueryBuilder(Generic[ModelT]):
 
     async def count(self, *, session: AsyncSession | None = None) -> int:
         async with self.scope.read_connection(session) as conn:
-            return int((await conn.execute(self.count_statement())).scalar_one())
+            return int((await conn.execute(*self._cached("count", self.count_statement))).scalar_one())
 
     async def exists(self, *, session: AsyncSession | None = None) -> bool:
         """``SELECT 1 WHERE EXISTS (...)``: no row is fetched."""
         async with self.scope.read_connection(session) as conn:
-            return (await conn.execute(self.exists_statement())).first() is not None
+            return (await conn.execute(*self._cached("exists", self.exists_statement))).first() is not None
 
     async def dicts(self, *, session: AsyncSession | None = None) -> list[dict[str, Any]]:
         """Rows as plain dicts keyed by column name (Core speed, no identity map)."""
@@ -266,40 +296,10 @@ class QueryBuilder(Generic[ModelT]):
             result = await conn.execute(self._table_columns())
             return [dict(row) for row in result.mappings()]
 
-    async def stream(
-        self, *, chunk_size: int = 1000, session: AsyncSession | None = None
-    ) -> AsyncIterator[ModelT]:
-        """Iterate a large result in chunks of ``chunk_size`` rows, one query per chunk.
-
-        Chunks follow the sort plus the primary key: keyset predicates (OFFSET when a sort
-        column is nullable). No connection is held while the loop body runs, so leaving the
-        loop early (``break``) leaves nothing checked out, and a joined session is free for
-        other calls between chunks. Outside a transaction each chunk reads the data as of its
-        own query; inside one (``session=`` / ``transaction()``), as the transaction sees it.
-        """
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise QueryError("chunk_size must be an int >= 1")
-        sort = with_pk_tiebreaker(self.model, self.sort)
-        try:
-            check_keyset_columns(self.model, sort)
-            keyset = True
-        except QueryError:  # a nullable sort column: page by OFFSET instead
-            keyset = False
-        remaining, offset, after = self.limit_, self.offset_ or 0, None
-        while remaining is None or remaining > 0:
-            size = chunk_size if remaining is None else min(chunk_size, remaining)
-            chunk = self._replace(sort=sort, limit_=size, offset_=offset or None)
-            if after is not None:
-                chunk = chunk.where(keyset_predicate(self.model, sort, after))
-            rows = await chunk.all(session=session)  # the connection goes back here
-            if rows:
-                after = [getattr(rows[-1], k.name) for k in sort] if keyset else None
-                offset = 0 if keyset else offset + len(rows)
-                remaining = None if remaining is None else remaining - len(rows)
-            for row in rows:
-                yield row
-            if len(rows) < size:
-                return
+    def stream(self, *, chunk_size: int = 1000, session: AsyncSession | None = None) -> AsyncIterator[ModelT]:
+        """Iterate a large result in chunks of ``chunk_size`` rows, one query per chunk
+        (keyset-ordered; no connection held between chunks: see ``query/streaming.py``)."""
+        return stream_rows(self, chunk_size, session)
 
     async def page(
         self, page: int = 1, size: int = 50, *, session: AsyncSession | None = None
@@ -308,7 +308,7 @@ class QueryBuilder(Generic[ModelT]):
         paged = self.page_query(page, size)
         if self._direct(session):  # one bare connection for the count and the rows
             async with self.scope.read_connection() as conn:
-                total = int((await conn.execute(self.count_statement())).scalar_one())
+                total = int((await conn.execute(*self._cached("count", self.count_statement))).scalar_one())
                 items = await paged._instances(conn) if total > (page - 1) * size else []
             return Page(items=items, total=total, page=page, size=size)
         async with self.scope.read(session) as s:

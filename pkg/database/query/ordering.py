@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, inspect, literal, or_
+from sqlalchemy import ColumnElement, and_, bindparam, inspect, literal, or_
 
 from pkg.database.errors import QueryError, UnknownFieldError
 from pkg.database.query.lookups import column_names, model_columns, resolve_column, table_columns
@@ -68,11 +68,17 @@ def check_keyset_columns(model: type[Any], keys: Sequence[SortKey]) -> None:
             raise QueryError(f"keyset sort column {key.name!r} is nullable; sort by NOT NULL columns")
 
 
-def keyset_predicate(model: type[Any], keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after ``values`` in the order given by ``keys``."""
+def keyset_predicate(
+    model: type[Any], keys: Sequence[SortKey], values: Sequence[Any], *, bind: str | None = None
+) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in the order given by ``keys``; ``bind``: name the
+    parameters ``<bind>0``, ``<bind>1``... (a statement reused with other values)."""
     table = table_columns(model)
     columns = [table[k.name] for k in keys]
-    bound = [literal(v, c.type) for c, v in zip(columns, values, strict=True)]
+    bound = [
+        literal(v, c.type) if bind is None else bindparam(f"{bind}{i}", v, type_=c.type)
+        for i, (c, v) in enumerate(zip(columns, values, strict=True))
+    ]
     branches = []
     for i, key in enumerate(keys):
         step = columns[i] < bound[i] if key.desc else columns[i] > bound[i]

@@ -298,3 +298,35 @@ async def test_count_templates_check_values_like_the_builder(users: UserDao) -> 
     with pytest.raises(TypeError):
         await users.count(id__between=5)
     assert await users.count(orders__total__gt=1) == 0  # a relation lookup: the builder's EXISTS
+
+
+@pytest.fixture
+def executed(engine: AsyncEngine) -> Iterator[list[Any]]:
+    """Each statement object the engine runs, in order."""
+    seen: list[Any] = []
+
+    def before_execute(conn: Any, clause: Any, *args: Any) -> None:
+        seen.append(clause)
+
+    event.listen(engine.sync_engine, "before_execute", before_execute)
+    yield seen
+    event.remove(engine.sync_engine, "before_execute", before_execute)
+
+
+async def test_same_shape_reuses_one_statement_with_new_values(users: UserDao, executed: list[Any]) -> None:
+    made = await _seed(users, 6)
+    ids = [u.id for u in made]
+    executed.clear()
+    first = await users.query().filter(id__in=ids[:2], is_active=True).order_by("id").all()
+    second = await users.query().filter(id__in=ids[2:5], is_active=True).order_by("id").all()
+    assert [u.id for u in first] == ids[:2] and [u.id for u in second] == ids[2:5]
+    assert executed[0] is executed[1]  # one statement object: built and cache-keyed once
+    page = await users.query().order_by("id").keyset(size=2)
+    after = await users.query().order_by("id").keyset(size=2, after=page.next_cursor)
+    again = await users.query().order_by("id").keyset(size=2, after=after.next_cursor)
+    assert [u.id for u in after.items] == ids[2:4] and [u.id for u in again.items] == ids[4:6]
+    assert executed[3] is executed[4]  # the keyset pages after a cursor share one statement too
+    executed.clear()
+    await users.query().where(User.id > ids[0]).all()
+    await users.query().where(User.id > ids[1]).all()
+    assert executed[0] is not executed[1]  # an arbitrary where(): no shape, a new statement

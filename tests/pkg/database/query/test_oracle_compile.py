@@ -72,8 +72,8 @@ def test_keyset_or_expansion(dao: UserDao) -> None:
     second, _ = query.keyset_query(20, cursor_for(row))
     text = sql(second.statement())
     assert re.search(
-        r"users\.created_at < :param_1 OR users\.created_at = :param_1 AND users\.username > :param_2 "
-        r"OR users\.created_at = :param_1 AND users\.username = :param_2 AND users\.id > :param_3",
+        r"users\.created_at < :(\w+) OR users\.created_at = :\1 AND users\.username > :(\w+) "
+        r"OR users\.created_at = :\1 AND users\.username = :\2 AND users\.id > :\w+",
         text,
     ), text
     assert "ORDER BY users.created_at DESC, users.username, users.id" in text
@@ -138,13 +138,13 @@ def test_builder_update_sets_values_timestamp_and_version(dao: UserDao) -> None:
     assert text == (
         "UPDATE users SET is_active=:is_active, updated_at=:updated_at, "
         "version=(users.version + :version_1), updater_id=:updater_id "
-        f"WHERE users.username = :username_1 AND {LIVE}"
+        f"WHERE users.username = :q0 AND {LIVE}"
     )
 
 
 def test_builder_delete(dao: UserDao) -> None:
     text = sql(dao.query().filter(id__in=[1, 2]).delete_statement())
-    assert text == f"DELETE FROM users WHERE users.id IN (__[POSTCOMPILE_id_1]) AND {LIVE}"
+    assert text == f"DELETE FROM users WHERE users.id IN (__[POSTCOMPILE_q0]) AND {LIVE}"
 
 
 def test_soft_delete_touches_live_rows_only(dao: UserDao) -> None:
@@ -153,7 +153,7 @@ def test_soft_delete_touches_live_rows_only(dao: UserDao) -> None:
     assert text == (
         "UPDATE users SET updated_at=:updated_at, deleted_at=:deleted_at, "
         "version=(users.version + :version_1), updater_id=:updater_id "
-        f"WHERE users.id = :id_1 AND {LIVE}"
+        f"WHERE users.id = :q0 AND {LIVE}"
     )
 
 
@@ -167,7 +167,7 @@ def test_soft_delete_touches_live_rows_only(dao: UserDao) -> None:
 )
 def test_for_update_clauses(dao: UserDao, lock: dict[str, bool], tail: str) -> None:
     text = sql(dao.query().filter(username="a").for_update(**lock).statement())
-    assert text == f"SELECT {COLUMNS} FROM users WHERE users.username = :username_1 AND {LIVE} {tail}"
+    assert text == f"SELECT {COLUMNS} FROM users WHERE users.username = :q0 AND {LIVE} {tail}"
 
 
 @pytest.mark.xfail(strict=True, reason="known: Oracle refuses FETCH FIRST with FOR UPDATE (ORA-02014)")
@@ -185,7 +185,7 @@ def test_count_with_limit_and_offset_counts_a_derived_table(dao: UserDao) -> Non
     text = sql(dao.query().filter(username="a").offset(20).limit(10).count_statement())
     assert text == (
         "SELECT count(*) AS count_1 FROM (SELECT :param_1 AS one FROM users "
-        f"WHERE users.username = :username_1 AND {LIVE} "
+        f"WHERE users.username = :q0 AND {LIVE} "
         "OFFSET __[POSTCOMPILE_param_2] ROWS FETCH FIRST __[POSTCOMPILE_param_3] ROWS ONLY) anon_1"
     )
 
