@@ -317,8 +317,8 @@ def report(backend: str, results: Result) -> str:
         lines += [
             "",
             f"page of 50 at row 50,000 (pages/s): kit offset {ko:,.0f} / keyset {kk:,.0f} = "
-            f"**{kk / ko:.1f}x**; raw offset {ro:,.0f} / keyset {rk:,.0f} = {rk / ro:.1f}x; raw with "
-            f"every column (what the kit's objects carry): offset {fo:,.0f} / keyset {fk:,.0f} = {fk / fo:.1f}x",
+            f"**{kk / ko:.1f}x**; raw offset {ro:,.0f} / keyset {rk:,.0f} = {rk / ro:.1f}x; raw with every "
+            f"column (what the kit's objects carry): offset {fo:,.0f} / keyset {fk:,.0f} = {fk / fo:.1f}x",
         ]
     lines.append(summary)
     return "\n".join(lines)
