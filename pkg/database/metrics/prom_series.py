@@ -3,7 +3,7 @@
 * :class:`LocalSeries` (one process, the default): plain Python numbers and bucket counts,
   turned into metric families only when scraped, by :class:`LocalCollector`. The hot path
   (checkout, checkin, statement) appends one float to a deque, with no lock (deque appends
-  are thread-safe); the observations are counted in batches (sorted, one ``bisect`` per
+  are thread-safe, and keep their order); the observations are counted in batches (sorted, one ``bisect`` per
   bucket) under the series lock, by the writer every :data:`FOLD_AT` of them and by every
   scrape, so each scrape is exact. The rarer events update numbers under that lock.
   ``prometheus_client``'s own objects cost several locked Python calls per observation.
@@ -71,6 +71,11 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
 }
 
 
+def _drain(pending: deque[float]) -> list[float]:
+    """What ``pending`` holds now, in order (appends meanwhile stay for the next drain)."""
+    return [pending.popleft() for _ in range(len(pending))]
+
+
 class Histogram:
     """Bucket counts (not cumulative; the last is +Inf) and the sum of one histogram series,
     plus the observations not counted yet: ``pending`` (a deque: its appends are thread-safe,
@@ -86,8 +91,10 @@ class Histogram:
 
     def fold(self) -> None:
         """Count the pending observations (the caller holds the series lock)."""
-        pending = self.pending
-        values = [pending.popleft() for _ in range(len(pending))]  # later appends wait for the next fold
+        self.add(_drain(self.pending))
+
+    def add(self, values: list[float]) -> None:
+        """Count ``values`` (sorted here, one ``bisect`` per bucket)."""
         if not values:
             return
         values.sort()
@@ -114,9 +121,10 @@ class LocalSeries:
     """One engine label's values as plain numbers (single-process mode).
 
     The hot path (checkout, checkin, a statement that is neither slow nor failed) appends one
-    float to a histogram's pending deque and takes no lock; the writer folds a deque past
-    :data:`FOLD_AT` observations, a scrape folds them all. Connections in use are checkouts
-    minus checkins (the wait and use histograms' counts), idle ones open minus in use.
+    float to a deque and takes no lock: checkouts and checkins share one deque, in the order
+    they happened, so a scrape counts a consistent prefix of them (in use = checkouts -
+    checkins, never a checkin before its checkout). The writer folds past :data:`FOLD_AT`
+    observations, every scrape folds them all; idle = open - in use.
     """
 
     def __init__(self, engine: str) -> None:
@@ -127,21 +135,22 @@ class LocalSeries:
         self.lag: float | None = None
         self.wait = Histogram(WAIT_BUCKETS)
         self.use = Histogram(USE_BUCKETS)
+        self._pool: deque[float] = deque()  # checkouts (wait, >= +0.0) and checkins (-use, <= -0.0)
         self.queries: dict[tuple[str, str], Histogram] = {}
         self._ok: dict[str, deque[float]] = {}  # operation -> pending of (operation, "ok")
         self.counts: dict[tuple[str, str], int] = {}  # (family, label value) -> total
 
     # -- hot path (the EngineSink methods) ----------------------------------------------
     def checked_out(self, wait: float) -> None:
-        pending = self.wait.pending
-        pending.append(wait)
-        if len(pending) > FOLD_AT:
+        pool = self._pool
+        pool.append(wait if wait > 0.0 else 0.0)  # sign bit clear: a checkout after ``wait``
+        if len(pool) > FOLD_AT:
             self.fold()
 
     def checked_in(self, use: float) -> None:
-        pending = self.use.pending
-        pending.append(use)
-        if len(pending) > FOLD_AT:
+        pool = self._pool
+        pool.append(-use if use > 0.0 else -0.0)  # sign bit set: a checkin after ``use``
+        if len(pool) > FOLD_AT:
             self.fold()
 
     def query(self, operation: str, outcome: str, duration: float, slow: bool, error: str | None) -> None:
@@ -165,14 +174,15 @@ class LocalSeries:
                 self._count("errors", error)
 
     def fold(self) -> None:
-        """Count every pending observation: checkins before checkouts, so that a checkin
-        counted always has its checkout counted (in use never goes below zero)."""
+        """Count every pending observation."""
         with self.lock:
             self._fold()
 
     def _fold(self) -> None:
-        self.use.fold()
-        self.wait.fold()
+        events = _drain(self._pool)  # one queue, in order: in use never counts a checkin first
+        if events:
+            self.wait.add([value for value in events if math.copysign(1.0, value) > 0.0])
+            self.use.add([-value for value in events if math.copysign(1.0, value) < 0.0])
         for histogram in list(self.queries.values()):
             histogram.fold()
 

@@ -36,6 +36,20 @@ def test_a_fold_counts_as_one_observation_at_a_time() -> None:
     assert abs(histogram.total - sum(values)) < 1e-6
 
 
+def test_zero_waits_and_uses_are_told_apart() -> None:
+    series = LocalSeries("zero")
+    series.created(adopted=False)
+    series.checked_out(0.0)
+    rows = _rows(series)
+    assert rows["pool_connections", ("used",)] == 1 and rows["pool_connections", ("idle",)] == 0
+    series.checked_in(0.0)
+    rows = _rows(series)
+    wait, use = rows["pool_wait_seconds", ()], rows["pool_use_seconds", ()]
+    assert isinstance(wait, Histogram) and isinstance(use, Histogram)
+    assert wait.counts[0] == use.counts[0] == 1 and wait.total == use.total == 0.0
+    assert rows["pool_connections", ("used",)] == 0 and rows["pool_connections", ("idle",)] == 1
+
+
 def test_threads_sharing_a_series_count_exactly_and_never_below_zero() -> None:
     series, threads, ops = LocalSeries("shared"), 4, 5000
     series.created(adopted=False)
@@ -55,7 +69,7 @@ def test_threads_sharing_a_series_count_exactly_and_never_below_zero() -> None:
     scrapes = 0
     while any(worker.is_alive() for worker in workers) or scrapes == 0:
         used = _rows(series)["pool_connections", ("used",)]
-        assert isinstance(used, int) and 0 <= used <= threads  # a checkin never counted before its checkout
+        assert isinstance(used, int) and 0 <= used <= threads  # one consistent prefix of the events
         scrapes += 1
     for worker in workers:
         worker.join()
