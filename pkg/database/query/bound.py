@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from sqlalchemy import Executable, bindparam
+from sqlalchemy import ClauseElement, Executable, bindparam
 
 from pkg.database.query.limits import INLINE_IN_ITEMS
 from pkg.database.query.lookups import OPERATORS, check_no_nul, model_columns, split_lookup, table_columns
@@ -56,6 +56,8 @@ def bound_lookups(model: type[Any], lookups: Mapping[str, Any], *, start: int) -
 
 def _bind(column: Any, key: str, op: str, value: Any, name: str, params: dict[str, Any]) -> Any:
     """``(expression, shape part)`` of one lookup, its values added to ``params``."""
+    if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+        return None  # a column or expression, not a value: part of the SQL
     if op == "isnull":
         return OPERATORS[op](column, value), (bool(value),)
     if op in ("exact", "ne") and (value is None or isinstance(value, bool)):  # SQL as written before

@@ -330,3 +330,9 @@ async def test_same_shape_reuses_one_statement_with_new_values(users: UserDao, e
     await users.query().where(User.id > ids[0]).all()
     await users.query().where(User.id > ids[1]).all()
     assert executed[0] is not executed[1]  # an arbitrary where(): no shape, a new statement
+
+
+async def test_a_column_as_lookup_value_stays_sql(users: UserDao) -> None:
+    await _seed(users, 3)
+    assert await users.count(created_at=User.created_at) == 3  # compared to itself, not bound
+    assert await users.count(updated_at__lt=User.created_at) == 0  # seeded: created in 2024
