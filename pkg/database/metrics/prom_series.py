@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -181,8 +181,13 @@ class LocalSeries:
     def _fold(self) -> None:
         events = _drain(self._pool)  # one queue, in order: in use never counts a checkin first
         if events:
-            self.wait.add([value for value in events if math.copysign(1.0, value) > 0.0])
-            self.use.add([-value for value in events if math.copysign(1.0, value) < 0.0])
+            events.sort()  # checkins (< 0) first, then zeros of either sign, then checkouts
+            low, high = bisect_left(events, 0.0), bisect_right(events, 0.0)
+            uses, waits = [-value for value in events[:low]], events[high:]
+            for zero in events[low:high]:  # -0.0 == 0.0: the sign bit tells them apart
+                (uses if math.copysign(1.0, zero) < 0.0 else waits).append(0.0)
+            self.use.add(uses)
+            self.wait.add(waits)
         for histogram in list(self.queries.values()):
             histogram.fold()
 
