@@ -111,3 +111,20 @@ async def test_other_pools_are_measured_through_listeners(backend: Backend, prom
     finally:
         await memory.dispose()
         await plain.dispose()
+
+
+def test_a_forked_child_starts_with_no_connection_and_keeps_the_histograms() -> None:
+    series = LocalSeries("forked")
+    for _ in range(2):
+        series.created(adopted=False)
+        series.checked_out(0.001)
+    series.after_fork()  # what the exporter's at-fork hook calls in the child
+    rows = _rows(series)
+    assert rows["pool_connections", ("used",)] == 0 and rows["pool_connections", ("idle",)] == 0
+    series.created(adopted=False)
+    series.checked_out(0.002)
+    series.checked_in(0.003)
+    rows = _rows(series)
+    assert rows["pool_connections", ("used",)] == 0 and rows["pool_connections", ("idle",)] == 1
+    wait = rows["pool_wait_seconds", ()]
+    assert isinstance(wait, Histogram) and wait.count() == 3
