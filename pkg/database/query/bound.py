@@ -8,8 +8,8 @@ operators, and the None / True / False values, which stay in the SQL as before);
 builder keys a per-DAO :class:`StatementCache` by shape, and a later call of the same
 shape runs the cached statement with its own values::
 
-    found = bound_lookups(User, {"id__gt": 5}, start=0)
-    exprs, params, shape = found         # [users.id > :q0], {"q0": 5}, (("id__gt",),)
+    conditions, params, shape = bound_lookups(User, {"id__gt": 5}, start=0)
+    conditions()                         # [users.id > :q0]; params {"q0": 5}; shape (("id__gt",),)
 
 Only plain comparisons are bound: one value (or two, ``between``), ``isnull``, short
 ``in`` / ``not_in`` lists (one expanding parameter); text matching, long IN lists and
@@ -26,19 +26,21 @@ from sqlalchemy import ClauseElement, Executable, bindparam
 from pkg.database.query.limits import INLINE_IN_ITEMS
 from pkg.database.query.lookups import OPERATORS, check_no_nul, model_columns, split_lookup, table_columns
 
-__all__ = ["StatementCache", "bound_lookups"]
+__all__ = ["Conditions", "StatementCache", "bound_lookups"]
 
 _ONE_VALUE = frozenset({"exact", "ne", "gt", "gte", "lt", "lte"})
 _LISTS = frozenset({"in", "not_in"})
 
-Bound = tuple[list[Any], dict[str, Any], tuple[Any, ...]]
+Conditions = Callable[[], list[Any]]  # builds the expressions, only when a statement is built
+Bound = tuple[Conditions, dict[str, Any], tuple[Any, ...]]
 
 
 def bound_lookups(model: type[Any], lookups: Mapping[str, Any], *, start: int) -> Bound | None:
-    """``(expressions, parameters, shape)`` for ``lookups``, parameters named from ``start``;
+    """``(conditions, parameters, shape)`` for ``lookups``, parameters named from ``start``;
+    ``conditions()`` builds the expressions (a cached statement of the shape needs none).
     None when one of them is not a plain comparison (or is invalid: the caller's
     :func:`build_lookups` then raises the error)."""
-    exprs: list[Any] = []
+    makers: list[Callable[[], Any]] = []
     params: dict[str, Any] = {}
     shape: list[Any] = []
     columns = table_columns(model)
@@ -49,38 +51,40 @@ def bound_lookups(model: type[Any], lookups: Mapping[str, Any], *, start: int) -
         part = _bind(columns[field], key, op, value, f"q{i}", params)
         if part is None:
             return None
-        exprs.append(part[0])
+        makers.append(part[0])
         shape.append((key, *part[1]))
-    return exprs, params, tuple(shape)
+    return (lambda: [make() for make in makers]), params, tuple(shape)
 
 
 def _bind(column: Any, key: str, op: str, value: Any, name: str, params: dict[str, Any]) -> Any:
-    """``(expression, shape part)`` of one lookup, its values added to ``params``."""
+    """``(expression maker, shape part)`` of one lookup, its values added to ``params``."""
     if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
         return None  # a column or expression, not a value: part of the SQL
+    operator = OPERATORS[op]
     if op == "isnull":
-        return OPERATORS[op](column, value), (bool(value),)
+        return (lambda: operator(column, value)), (bool(value),)
     if op in ("exact", "ne") and (value is None or isinstance(value, bool)):  # SQL as written before
-        return OPERATORS[op](column, value), (value,)
+        return (lambda: operator(column, value)), (value,)
     if op in _ONE_VALUE:
         check_no_nul(key, (value,))
         params[name] = value
-        return OPERATORS[op](column, bindparam(name, value, type_=column.type)), ()
+        return (lambda: operator(column, bindparam(name, value, type_=column.type))), ()
     if op == "between" and isinstance(value, list | tuple) and len(value) == 2:
         check_no_nul(key, value)
-        low, high = (bindparam(f"{name}_{j}", v, type_=column.type) for j, v in enumerate(value))
-        params[low.key], params[high.key] = value
-        return column.between(low, high), ()
-    if (
-        op in _LISTS
-        and isinstance(value, list | tuple | set | frozenset)
-        and 0 < len(value) <= INLINE_IN_ITEMS
-    ):
+        params[f"{name}_0"], params[f"{name}_1"] = value
+        bounds = [(f"{name}_{j}", v) for j, v in enumerate(value)]
+        return (lambda: column.between(*(bindparam(n, v, type_=column.type) for n, v in bounds))), ()
+    collection = isinstance(value, list | tuple | set | frozenset)
+    if op in _LISTS and collection and 0 < len(value) <= INLINE_IN_ITEMS:
         items = list(value)
         check_no_nul(key, items)
         params[name] = items
-        values = bindparam(name, items, type_=column.type, expanding=True)
-        return (column.in_(values) if op == "in" else column.not_in(values)), ()
+
+        def listed() -> Any:
+            values = bindparam(name, items, type_=column.type, expanding=True)
+            return column.in_(values) if op == "in" else column.not_in(values)
+
+        return listed, ()
     return None
 
 

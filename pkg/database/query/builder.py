@@ -38,7 +38,7 @@ from pkg.database.errors import (
     QueryError,
     UnsafeQueryError,
 )
-from pkg.database.query.bound import StatementCache, bound_lookups
+from pkg.database.query.bound import Conditions, StatementCache, bound_lookups
 from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.limits import MAX_ROWS_ARG, row_count
@@ -84,6 +84,7 @@ class QueryBuilder(Generic[ModelT]):
     cache: StatementCache | None = None  # statements by shape, shared by a DAO's builders (bound.py)
     shape: tuple[Any, ...] | None = ()  # of the conditions; None: one has no shape (where(), or_())
     params: tuple[tuple[str, Any], ...] = ()  # the values bound in the shaped conditions
+    pending: tuple[Conditions, ...] = ()  # shaped conditions, built only with a statement
 
     def _replace(self, **changes: Any) -> QueryBuilder[ModelT]:
         """A copy with ``changes`` (a lean ``dataclasses.replace``: this is the hot path)."""
@@ -95,20 +96,16 @@ class QueryBuilder(Generic[ModelT]):
     # -- generative -----------------------------------------------------------------
     def where(self, *expressions: ColumnElement[bool]) -> QueryBuilder[ModelT]:
         """AND SQLAlchemy expressions: ``.where(User.id > 5)``."""
-        return self._replace(conditions=self.conditions + expressions, shape=None)
+        return self._replace(conditions=(*self._conditions(), *expressions), shape=None, pending=())
 
     def filter(self, **lookups: Any) -> QueryBuilder[ModelT]:
         """AND Django-style lookups: ``.filter(email__icontains="x", id__in=[1, 2])``."""
         if self.shape is not None:  # plain comparisons: named parameters, a cacheable shape
             found = bound_lookups(self.model, lookups, start=len(self.shape))
             if found is not None:
-                exprs, params, shape = found
-                extra = tuple(params.items())
-                return self._replace(
-                    conditions=self.conditions + tuple(exprs),
-                    shape=self.shape + shape,
-                    params=self.params + extra,
-                )
+                conditions, params, shape = found
+                extra, pending = tuple(params.items()), (*self.pending, conditions)
+                return self._replace(shape=self.shape + shape, params=self.params + extra, pending=pending)
         return self.where(*build_lookups(self.model, lookups))
 
     def or_(self, *groups: ColumnElement[bool] | Mapping[str, Any], **lookups: Any) -> QueryBuilder[ModelT]:
@@ -165,8 +162,12 @@ class QueryBuilder(Generic[ModelT]):
         return SchemaQuery(self, schema)
 
     # -- statement building ---------------------------------------------------------
+    def _conditions(self) -> list[ColumnElement[bool]]:
+        """Every condition, the shaped ones built now (a cached statement needs none)."""
+        return [*self.conditions, *(e for build in self.pending for e in build())]
+
     def _criteria(self) -> list[ColumnElement[bool]]:
-        criteria = list(self.conditions)
+        criteria = self._conditions()
         column = table_columns(self.model).get("deleted_at")
         if column is not None and self.deleted != "include":
             criteria.append(column.is_(None) if self.deleted == "exclude" else column.is_not(None))
@@ -219,11 +220,15 @@ class QueryBuilder(Generic[ModelT]):
         if after is not None:
             types = [sort_value_type(self.model, k.name) for k in sort]
             values = self.codec.decode(spec, after, types)
-            predicate = keyset_predicate(self.model, sort, values, bind="k")
+            model = self.model
+
+            def predicate() -> list[ColumnElement[bool]]:
+                return [keyset_predicate(model, sort, values, bind="k")]
+
             shape = None if query.shape is None else (*query.shape, ("keyset", spec))
             bound = tuple((f"k{i}", v) for i, v in enumerate(values))
             query = query._replace(
-                conditions=(*query.conditions, predicate), shape=shape, params=query.params + bound
+                shape=shape, params=query.params + bound, pending=(*query.pending, predicate)
             )
 
         def cursor_for(row: Any) -> str:
@@ -344,7 +349,7 @@ class QueryBuilder(Generic[ModelT]):
     def _check_write(self, allow_all: bool) -> None:
         if self.limit_ is not None or self.offset_ is not None:
             raise QueryError("update/delete do not take limit/offset")
-        if not self.conditions and not allow_all:
+        if not self.conditions and not self.pending and not allow_all:
             raise UnsafeQueryError(
                 f"{self.model.__name__}: update/delete without a condition; pass allow_all=True"
             )

@@ -46,8 +46,8 @@ async def test_builder_is_generative(seeded: UserDao) -> None:
     base = seeded.query()
     narrowed = base.filter(is_active=True)
     ordered = narrowed.order_by("-username").limit(1)
-    assert base.conditions == () and base.sort == () and base.limit_ is None
-    assert len(narrowed.conditions) == 1 and narrowed.sort == ()
+    assert base._conditions() == [] and base.sort == () and base.limit_ is None
+    assert len(narrowed._conditions()) == 1 and narrowed.sort == () and base.params == ()
     assert len(await base.all()) == 5
     assert [u.username for u in await ordered.all()] == ["eve"]
 
