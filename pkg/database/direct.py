@@ -15,8 +15,10 @@ context, one greenlet hop per awaited call) halves the client CPU of a primary-k
 
 and the caller checks that the call joins no transaction (``session=``, ``transaction()``).
 Rows become instances through :class:`~pkg.database.query.hydrate.Hydrator`. The connection
-gets what the session would have: AUTOCOMMIT on PostgreSQL (not behind PgBouncer), else a
-transaction that closing rolls back; errors become the kit's typed errors.
+gets what the session would have: AUTOCOMMIT on PostgreSQL (not behind PgBouncer); on the
+kit's MySQL/MariaDB engines each read statement runs alone and a lone INSERT/DELETE commits
+by itself, any other write statement inside BEGIN ... COMMIT (:mod:`pkg.database.reset`);
+else a transaction that closing rolls back. Errors become the kit's typed errors.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from pkg.database.errors import translate_error
 from pkg.database.query.limits import autocommit_reads, autocommit_writes
+from pkg.database.reset import READ, WRITE, marked
 from pkg.database.routing.router import has_router
 from pkg.database.utils import behind_pooler
 
@@ -36,6 +39,7 @@ __all__ = ["direct_connection", "direct_engine", "direct_write"]
 
 _SAFE_OPTIONS = frozenset({"bind", "autoflush", "expire_on_commit", "info"})
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+_MYSQL = frozenset({"mysql", "mariadb"})
 
 
 def direct_engine(provider: Any) -> AsyncEngine | None:
@@ -78,6 +82,10 @@ async def direct_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     async with _translated(), engine.connect() as conn:
         if autocommit:
             await conn.execution_options(**_AUTOCOMMIT)
+        elif engine.dialect.name in _MYSQL:  # kit engines: each SELECT alone, no BEGIN/ROLLBACK
+            with marked(conn.sync_connection, READ):  # type: ignore[arg-type]
+                yield conn
+            return
         yield conn
 
 
@@ -92,6 +100,12 @@ async def direct_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             await conn.execution_options(**_AUTOCOMMIT)
             yield conn
             await conn.commit()  # sends nothing in AUTOCOMMIT; fires the commit event
+        return
+    if engine.dialect.name in _MYSQL:  # kit engines: a lone INSERT/DELETE without BEGIN/COMMIT
+        async with _translated(), engine.connect() as conn:
+            with marked(conn.sync_connection, WRITE):  # type: ignore[arg-type]
+                async with conn.begin():
+                    yield conn
         return
     async with _translated(), engine.begin() as conn:
         yield conn

@@ -1,18 +1,31 @@
-"""Pool reset without a round trip when there is provably nothing to roll back (MySQL/MariaDB).
+"""MySQL/MariaDB kit engines: explicit transactions on autocommit connections, so a lone
+statement costs one round trip and no COMMIT/ROLLBACK is sent when nothing is open.
 
-A pooled connection goes back with a ROLLBACK (SQLAlchemy's ``pool_reset_on_return``), so
-no transaction or read view leaks into the next checkout. An ORM session ends its own
-transaction first (COMMIT or ROLLBACK) and only then returns the connection, so on
-aiomysql every own-session call paid one more ROLLBACK round trip (asyncpg's adapter
-already skips a rollback outside a transaction).
+With the driver's autocommit off (SQLAlchemy's default on aiomysql) every statement opens
+an implicit transaction (a REPEATABLE READ view, metadata locks) that must be ended: an
+own read paid SELECT + ROLLBACK, an own insert statement + COMMIT. The kit's MySQL/MariaDB
+engines instead keep each connection in driver autocommit and make every SQLAlchemy
+transaction real with an explicit ``BEGIN`` in the dialect's ``do_begin`` (ORM sessions,
+``transaction()``, ``engine.begin()``: same atomicity and snapshot as before, +1 round trip
+for the BEGIN), except on a connection :func:`marked` marked for the current
+checkout (:mod:`pkg.database.direct`):
 
-The kit's MySQL/MariaDB engines skip a ROLLBACK only when the driver proves it is a no-op:
-the connection's last COMMIT or ROLLBACK succeeded and not one command went to the server
-since. Every command the driver sends is counted (a wrapper around the driver's single
-command entry point, installed per connection at connect), so a query run any way at all
-(SQLAlchemy, a raw cursor, a failed statement) makes the next ROLLBACK real. A driver
-without that entry point is rolled back as before. The session's own ROLLBACK after a
-read is never skipped: under REPEATABLE READ it releases the read view.
+* ``READ``: no BEGIN; each statement runs alone (the statement's own snapshot);
+* ``WRITE``: the BEGIN is decided at the first statement: a single-row INSERT or DELETE
+  runs alone (atomic by itself); anything else (``update_by_id``'s UPDATE then SELECT)
+  gets the BEGIN first, and so does any statement after one that ran alone.
+
+Inside a transaction, a statement the server says runs outside one (after a DDL's implicit
+COMMIT, say) gets a new BEGIN first, as with autocommit off.
+
+``COMMIT`` and ``ROLLBACK`` are skipped when the server's own status, from the reply to
+the last command, says the session is in autocommit and not in a transaction (a
+``BEGIN`` sent any way at all, even as raw SQL, sets that flag), and that last command was
+fully answered; a failed or interrupted command makes the next ROLLBACK real. A user's
+``isolation_level="AUTOCOMMIT"`` sends no BEGIN; resetting the isolation level at checkin
+keeps the session in autocommit (``SET SESSION TRANSACTION ISOLATION LEVEL`` only). A
+driver that cannot be instrumented (no ``query`` / ``_execute_command`` to wrap) keeps
+SQLAlchemy's behaviour. Only this engine's dialect instance changes; nothing global.
 
 Example::
 
@@ -21,84 +34,185 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["attach_cheap_reset"]
+__all__ = ["READ", "WRITE", "attach_cheap_reset", "marked"]
 
 _DIALECTS = frozenset({"mysql", "mariadb"})
-_SENT = "pkg_database_sent"  # record.info: [commands sent on this DBAPI connection]
-_CLEAN = "pkg_database_clean"  # record.info: that count right after a successful COMMIT/ROLLBACK
+_STATE = "_pkg_database_txn"  # attribute of the driver connection
+_IN_TRANS, _AUTOCOMMIT = 1, 2  # SERVER_STATUS flags of the MySQL protocol
+Mark = Literal["read", "write"]
+READ: Mark = "read"
+WRITE: Mark = "write"
 
 
-def _count_commands(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-    """Count every command the driver sends (aiomysql: ``_execute_command``)."""
-    record.info.pop(_CLEAN, None)
+class _State:
+    """Per DBAPI connection: what the kit knows beyond the server's status flags."""
+
+    __slots__ = ("decide", "mark", "settled", "user_autocommit")
+
+    def __init__(self) -> None:
+        self.mark: Mark | None = None  # set by mark_connection for one checkout
+        self.decide = False  # WRITE: BEGIN or not is decided at the next statement
+        self.settled = False  # the last command sent was fully answered
+        self.user_autocommit = False  # isolation_level="AUTOCOMMIT": never BEGIN
+
+
+def _state_of(fairy: Any) -> _State | None:
+    try:
+        driver = fairy.driver_connection
+    except (AttributeError, NotImplementedError):
+        return None
+    state: _State | None = getattr(driver, _STATE, None)
+    return state
+
+
+def _instrument(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """At connect: wrap the driver's command entry points, then switch to autocommit."""
     driver = record.driver_connection
-    send = getattr(driver, "_execute_command", None)
-    if send is None:
+    send, query = getattr(driver, "_execute_command", None), getattr(driver, "query", None)
+    if send is None or query is None or not hasattr(driver, "server_status"):
         return
-    sent = [0]
+    state = _State()
 
-    async def counted(command: Any, sql: Any) -> Any:
-        sent[0] += 1
+    async def sent(command: Any, sql: Any) -> Any:
+        state.settled = False
         return await send(command, sql)
 
+    async def answered(sql: Any, unbuffered: bool = False) -> Any:
+        result = await query(sql, unbuffered)
+        state.settled = True  # the reply (OK or result header) updated server_status
+        return result
+
     try:
-        driver._execute_command = counted  # type: ignore[union-attr]
-    except (AttributeError, TypeError):  # a compiled driver: no proof, always roll back
+        driver._execute_command = sent  # type: ignore[union-attr]
+        driver.query = answered  # type: ignore[union-attr]
+        setattr(driver, _STATE, state)
+    except (AttributeError, TypeError):  # a compiled driver: SQLAlchemy's behaviour
         return
-    record.info[_SENT] = sent
+    # AUTOCOMMIT asked at connect (connect_args, the engine's isolation_level): never BEGIN
+    state.user_autocommit = bool(getattr(driver, "autocommit_mode", False))
+    dbapi_connection.autocommit(True)
 
 
-def _info(fairy: Any) -> dict[str, Any] | None:
-    """The pool record's info of a checked-out connection; None for ad-hoc wrappers."""
+def _idle(fairy: Any, state: _State) -> bool:
+    """The server said (last reply, fully read): autocommit on, no transaction open."""
+    status = fairy.driver_connection.server_status or 0
+    return state.settled and status & (_IN_TRANS | _AUTOCOMMIT) == _AUTOCOMMIT
+
+
+def _send_begin(fairy: Any) -> None:
+    cursor = fairy.dbapi_connection.cursor()
     try:
-        return getattr(fairy, "info", None)
-    except NotImplementedError:  # first_connect's ad-hoc proxy has no record
-        return None
+        cursor.execute("BEGIN")
+    finally:
+        cursor.close()
 
 
-def _wrap(commit: Callable[[Any], None], rollback: Callable[[Any], None]) -> tuple[Any, Any]:
-    def ended(info: dict[str, Any] | None) -> None:
-        sent = info.get(_SENT) if info is not None else None
-        if sent is not None:
-            info[_CLEAN] = sent[0]  # type: ignore[index]
+def _wrap_ends(commit: Callable[[Any], None], rollback: Callable[[Any], None]) -> tuple[Any, Any, Any]:
+    def do_begin(fairy: Any) -> None:
+        state = _state_of(fairy)
+        if state is None or state.user_autocommit or state.mark == READ:
+            return
+        if state.mark == WRITE:
+            state.decide = True
+            return
+        _send_begin(fairy)
 
     def do_commit(fairy: Any) -> None:
-        info = _info(fairy)
-        if info is not None:
-            info.pop(_CLEAN, None)  # a failed COMMIT leaves it unmarked
+        state = _state_of(fairy)
+        if state is not None:
+            state.decide = False
+            if _idle(fairy, state):
+                return  # nothing open: every statement already committed
         commit(fairy)
-        ended(info)
+        if state is not None:
+            state.settled = True  # COMMIT answered OK: status updated
 
     def do_rollback(fairy: Any) -> None:
-        info = _info(fairy)
-        if info is not None:
-            sent, clean = info.get(_SENT), info.pop(_CLEAN, None)
-            if sent is not None and clean == sent[0]:
-                info[_CLEAN] = clean
-                return  # nothing sent since the last COMMIT/ROLLBACK: no transaction is open
+        state = _state_of(fairy)
+        if state is not None:
+            state.decide = False
+            if _idle(fairy, state):
+                return  # nothing open: nothing to roll back
         rollback(fairy)
-        ended(info)
+        if state is not None:
+            state.settled = True  # ROLLBACK answered OK: status updated
 
-    return do_commit, do_rollback
+    return do_begin, do_commit, do_rollback
+
+
+def _wrap_isolation(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def set_isolation_level(dbapi_connection: Any, level: Any) -> None:
+        state: _State | None = getattr(dbapi_connection.driver_connection, _STATE, None)
+        if state is None:
+            original(dbapi_connection, level)
+            return
+        state.user_autocommit = level == "AUTOCOMMIT"
+        dbapi_connection.autocommit(True)  # sends nothing when the session already is
+        if level != "AUTOCOMMIT":
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {level}")
+            finally:
+                cursor.close()
+
+    return set_isolation_level
+
+
+def _before_statement(
+    conn: Connection, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """Keep each statement of a SQLAlchemy transaction inside a server transaction.
+
+    WRITE-marked connection: its first statement runs alone if it is one INSERT or DELETE,
+    else a BEGIN goes first. Any transaction the server says is no longer open (a DDL's
+    implicit COMMIT, a lone statement before) gets a new BEGIN, as autocommit off did."""
+    fairy = conn.connection
+    state = _state_of(fairy)
+    if state is None or state.user_autocommit or state.mark == READ:
+        return
+    if state.decide:  # WRITE: the transaction's first statement
+        state.decide = False
+        if not executemany and (context.isinsert or context.isdelete):
+            return
+        _send_begin(fairy)
+    elif _idle(fairy, state):
+        _send_begin(fairy)
+
+
+@contextmanager
+def marked(conn: Connection, mark: Mark) -> Iterator[None]:
+    """Mark ``conn``'s DBAPI connection inside the block (enter before the transaction
+    begins); a no-op on a connection the kit did not instrument."""
+    state = _state_of(conn.connection)
+    if state is None:
+        yield
+        return
+    state.mark, state.decide = mark, False
+    try:
+        yield
+    finally:
+        state.mark, state.decide = None, False
 
 
 def attach_cheap_reset(engine: Engine) -> bool:
-    """Make ``engine``'s dialect skip provably empty ROLLBACKs; False where it does not apply.
-
-    Only this engine and its dialect instance change (MySQL/MariaDB); nothing global.
-    """
+    """Install the above on ``engine``'s dialect instance; False where it does not apply."""
     dialect = engine.dialect
     if dialect.name not in _DIALECTS:
         return False
-    event.listen(engine, "connect", _count_commands)
-    commit, rollback = _wrap(dialect.do_commit, dialect.do_rollback)
+    event.listen(engine, "connect", _instrument)
+    event.listen(engine, "before_cursor_execute", _before_statement)
+    begin, commit, rollback = _wrap_ends(dialect.do_commit, dialect.do_rollback)
+    dialect.do_begin = begin  # type: ignore[method-assign]
     dialect.do_commit = commit  # type: ignore[method-assign]
     dialect.do_rollback = rollback  # type: ignore[method-assign]
+    isolation = _wrap_isolation(dialect.set_isolation_level)
+    dialect.set_isolation_level = isolation  # type: ignore[method-assign,assignment]
     return True

@@ -1,71 +1,172 @@
-"""MySQL/MariaDB: no ROLLBACK round trip when the driver proves nothing ran since COMMIT/ROLLBACK.
+"""MySQL/MariaDB kit engines: driver autocommit, an explicit BEGIN for every transaction but
+the session-less own read and lone INSERT/DELETE, no COMMIT/ROLLBACK when nothing is open.
 
-Counted on the server (``Com_rollback`` of the one pooled connection's session), and the
-promise of the pool reset kept: a read view opened by a raw driver query after a COMMIT is
-still released when the connection goes back.
+Counted on the server (``SHOW SESSION STATUS`` of the one pooled connection's session), and
+the promises kept: atomic transactions, stable REPEATABLE READ snapshots, a user's
+AUTOCOMMIT, and a transaction opened by raw SQL still rolled back when the connection returns.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database import new_async_session_maker
+from pkg.database import new_async_session_maker, transaction
+from pkg.database.direct import direct_connection
+from pkg.database.errors import DuplicateKeyError
 from tests.conftest import Backend
 
 MYSQL = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+_COUNTED = ("Questions", "Com_begin", "Com_commit", "Com_rollback")
 
 
-async def _rollbacks(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        row = (await conn.execute(text("SHOW SESSION STATUS LIKE 'Com_rollback'"))).one()
-    return int(row[1])
+async def _status(engine: AsyncEngine) -> dict[str, int]:
+    async with direct_connection(engine) as conn:
+        rows = (await conn.execute(text("SHOW SESSION STATUS"))).all()
+    return {name: int(value) for name, value in rows if name in _COUNTED}
 
 
-@MYSQL
-async def test_own_session_calls_send_one_rollback_not_two(backend: Backend, create_tables) -> None:
+class _Counter:
+    """Server-side counts of the pooled connection's session between two probes."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.last: dict[str, int] = {}
+
+    async def start(self) -> None:
+        self.last = await _status(self.engine)
+
+    async def delta(self) -> dict[str, int]:
+        now = await _status(self.engine)
+        diff = {k: now[k] - self.last[k] for k in _COUNTED}
+        diff["Questions"] -= 1  # the probe's own SHOW
+        self.last = now
+        return diff
+
+
+@pytest.fixture
+async def one(backend: Backend) -> AsyncIterator[AsyncEngine]:
+    """A kit engine with ONE pooled connection (so one server session), users table fresh."""
     engine = backend.engine(pool_size=1, max_overflow=0)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(User.metadata.drop_all)
             await conn.run_sync(User.metadata.create_all)
-        users = UserDao(session_provider=new_async_session_maker(engine))
-        user = await users.create(username="r", email="r@x.io")
-        base = -(await _rollbacks(engine)) + await _rollbacks(engine)  # the probe's own cost
-        before = await _rollbacks(engine)
-        for _ in range(5):
-            assert (await users.get(user.id)) is not None
-        assert await users.count(username="r") == 1
-        await users.update_by_id(user.id, username="s")  # SELECT + UPDATE + COMMIT: no ROLLBACK
-        after = await _rollbacks(engine)
-        assert after - before - base == 6  # one per read (releases its read view), none after COMMIT
+        yield engine
     finally:
         await engine.dispose()
+
+
+def _none(questions: int, **com: int) -> dict[str, int]:
+    return {"Questions": questions, "Com_begin": 0, "Com_commit": 0, "Com_rollback": 0, **com}
 
 
 @MYSQL
-async def test_a_query_after_commit_is_still_rolled_back(backend: Backend, create_tables) -> None:
-    engine, writer = backend.engine(pool_size=1, max_overflow=0), backend.engine()
+async def test_own_calls_are_one_round_trip(one: AsyncEngine) -> None:
+    users, counter = UserDao(session_provider=new_async_session_maker(one)), _Counter(one)
+    await counter.start()
+    user = await users.create(username="r", email="r@x.io")
+    assert await counter.delta() == _none(1)  # INSERT ... RETURNING alone
+    assert (await users.get(user.id)) is not None
+    assert await counter.delta() == _none(1)  # SELECT alone
+    assert await users.count(username="r") == 1
+    assert await counter.delta() == _none(1)
+    updated = await users.update_by_id(user.id, username="s")
+    assert updated is not None and updated.username == "s" and updated.version == user.version + 1
+    assert await counter.delta() == _none(4, Com_begin=1, Com_commit=1)  # BEGIN UPDATE SELECT COMMIT
+    assert await users.delete_by_id(user.id) is True
+    assert await counter.delta() == _none(1)  # DELETE alone
+    assert await users.get(user.id) is None
+
+
+@MYSQL
+async def test_orm_session_and_transaction_are_real_transactions(one: AsyncEngine) -> None:
+    maker = new_async_session_maker(one)
+    users, counter = UserDao(session_provider=maker), _Counter(one)
+    await counter.start()
+    async with maker() as session:
+        session.add(User(username="a", email="a@x.io"))
+        await session.flush()
+        assert (await session.execute(select(User.username))).scalars().all() == ["a"]
+        await session.rollback()
+    assert (await counter.delta())["Com_rollback"] == 1
+    with pytest.raises(DuplicateKeyError):
+        async with transaction(maker):
+            await users.create(username="b", email="b@x.io")
+            await users.create(username="b", email="b@x.io")  # fails: the first is undone too
+    assert await users.count() == 0
+
+
+@MYSQL
+async def test_repeatable_read_snapshot_is_stable(one: AsyncEngine, backend: Backend) -> None:
+    other = backend.engine()
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(User.metadata.drop_all)
-            await conn.run_sync(User.metadata.create_all)
-        users = UserDao(session_provider=new_async_session_maker(writer))
+        users, writer = (
+            UserDao(session_provider=new_async_session_maker(one)),
+            UserDao(session_provider=new_async_session_maker(other)),
+        )
         await users.create(username="a", email="a@x.io")
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            await conn.commit()
+        async with transaction(users.session_provider):
+            assert await users.count() == 1
+            await writer.create(username="b", email="b@x.io")  # committed by another connection
+            assert await users.count() == 1  # same snapshot
+        assert await users.count() == 2
+    finally:
+        await other.dispose()
+
+
+@MYSQL
+async def test_user_autocommit_means_no_transaction(one: AsyncEngine) -> None:
+    users = UserDao(session_provider=new_async_session_maker(one))
+    async with one.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(insert(User).values(username="a", email="a@x.io"))
+        await conn.rollback()  # nothing to undo: the INSERT committed itself
+    async with one.connect() as conn:  # reset at checkin: back in driver autocommit, RR level
+        row = (await conn.execute(text("SELECT @@autocommit, @@tx_isolation"))).one()
+        assert (row[0], row[1]) == (1, "REPEATABLE-READ")
+        await conn.execute(insert(User).values(username="b", email="b@x.io"))
+        await conn.rollback()  # a real transaction again: undone
+    assert [u.username for u in await users.query().all()] == ["a"]
+
+
+@MYSQL
+async def test_a_transaction_opened_by_raw_sql_is_still_rolled_back(
+    one: AsyncEngine, backend: Backend
+) -> None:
+    other = backend.engine()
+    try:
+        writer = UserDao(session_provider=new_async_session_maker(other))
+        await writer.create(username="a", email="a@x.io")
+        async with one.connect() as conn:
             raw = await conn.get_raw_connection()
             cursor = await raw.driver_connection.cursor()  # type: ignore[union-attr]
-            await cursor.execute("SELECT count(*) FROM users")  # opens a REPEATABLE READ view
+            await cursor.execute("START TRANSACTION")
+            await cursor.execute("SELECT count(*) FROM users")  # a REPEATABLE READ view
             assert (await cursor.fetchone())[0] == 1
             await cursor.close()
-        await users.create(username="b", email="b@x.io")  # committed by another connection
-        async with engine.connect() as conn:  # the same pooled connection: its view was released
+        await writer.create(username="b", email="b@x.io")
+        async with direct_connection(one) as conn:  # the same pooled connection: view released
             assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one() == 2
     finally:
-        await engine.dispose()
-        await writer.dispose()
+        await other.dispose()
+
+
+@MYSQL
+async def test_statements_after_an_implicit_commit_are_a_transaction_again(one: AsyncEngine) -> None:
+    users = UserDao(session_provider=new_async_session_maker(one))
+    with pytest.raises(RuntimeError, match="undo"):
+        async with one.begin() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS reset_probe (id INT PRIMARY KEY)"))  # COMMITs
+            await conn.execute(insert(User).values(username="a", email="a@x.io"))
+            raise RuntimeError("undo")
+    try:
+        assert await users.count() == 0  # the INSERT after the DDL was rolled back, as before
+    finally:
+        async with one.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS reset_probe"))
