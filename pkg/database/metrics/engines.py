@@ -4,11 +4,12 @@ statement monitor's timing, turned into :mod:`pkg.database.metrics.events`.
 Statements are timed once, by :class:`~pkg.database.monitoring.QueryMonitor` (the dialect
 ``do_execute`` events that also feed the slow-query log); this module adds no second
 statement event path. On a :class:`~pkg.database.pool.KitAsyncQueuePool` (every kit engine
-but in-memory SQLite and a user-given ``poolclass``) the pool itself reports checkouts,
-checkins, the wait in the queue, pending requests and timeouts to this observer, and only
-the rare pool events are SQLAlchemy listeners: ``connect``, ``close``, ``detach``,
-``invalidate``, ``soft_invalidate``. Any other pool also gets ``checkout`` and ``checkin``
-listeners, with the same bookkeeping behind them.
+but in-memory SQLite and a user-given ``poolclass``) the pool itself reports checkins, the
+wait in the queue, pending requests and timeouts to this observer; the SQLAlchemy listeners
+are ``connect``, ``checkout`` (SQLAlchemy dispatches it anyway for the kit's liveness check
+and leak tracker, and wrapping ``connect()`` instead measured costlier), ``close``,
+``detach``, ``invalidate``, ``soft_invalidate``. Any other pool also gets a ``checkin``
+listener, with the same bookkeeping behind it.
 
 Connections are followed per pool entry, so the counts stay exact when a connection dies
 in use (killed backend: checked in, then closed), is recycled or invalidated at checkout
