@@ -11,9 +11,9 @@ for the BEGIN), except on a connection :func:`marked` marked for the current
 checkout (:mod:`pkg.database.direct`):
 
 * ``READ``: no BEGIN; each statement runs alone (the statement's own snapshot);
-* ``WRITE``: the BEGIN is decided at the first statement: a single-row INSERT or DELETE
-  runs alone (atomic by itself); anything else (``update_by_id``'s UPDATE then SELECT)
-  gets the BEGIN first, and so does any statement after one that ran alone.
+* ``WRITE``: the BEGIN is decided at the first statement: one INSERT, UPDATE or DELETE
+  (not an executemany) runs alone (atomic by itself); anything else gets the BEGIN first,
+  and so does any statement after one that ran alone.
 
 Inside a transaction, a statement the server says runs outside one (after a DDL's implicit
 COMMIT, say) gets a new BEGIN first, as with autocommit off.
@@ -36,13 +36,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["READ", "WRITE", "attach_cheap_reset", "marked"]
+__all__ = ["READ", "WRITE", "attach_cheap_reset", "marked", "reading"]
 
 _DIALECTS = frozenset({"mysql", "mariadb"})
 _STATE = "_pkg_database_txn"  # attribute of the driver connection
@@ -171,8 +172,8 @@ def _before_statement(
 ) -> None:
     """Keep each statement of a SQLAlchemy transaction inside a server transaction.
 
-    WRITE-marked connection: its first statement runs alone if it is one INSERT or DELETE,
-    else a BEGIN goes first. Any transaction the server says is no longer open (a DDL's
+    WRITE-marked connection: its first statement runs alone if it is one INSERT, UPDATE or
+    DELETE, else a BEGIN goes first. Any transaction the server says is no longer open (a DDL's
     implicit COMMIT, a lone statement before) gets a new BEGIN, as autocommit off did."""
     fairy = conn.connection
     state = _state_of(fairy)
@@ -180,7 +181,7 @@ def _before_statement(
         return
     if state.decide:  # WRITE: the transaction's first statement
         state.decide = False
-        if not executemany and (context.isinsert or context.isdelete):
+        if not executemany and (context.isinsert or context.isupdate or context.isdelete):
             return
         _send_begin(fairy)
     elif _idle(fairy, state):
@@ -202,6 +203,27 @@ def marked(conn: Connection, mark: Mark) -> Iterator[None]:
         state.mark, state.decide = None, False
 
 
+_reading: ContextVar[bool] = ContextVar("pkg_database_reading", default=False)
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Connections this task checks out inside the block are ``READ``-marked: an own read
+    session (``CallSession.read``) sends each SELECT alone, as the session-less reads do."""
+    token = _reading.set(True)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def _on_engine_connect(conn: Connection) -> None:
+    """Each checkout starts unmarked, or ``READ`` inside :func:`reading`."""
+    state = _state_of(conn.connection)
+    if state is not None:
+        state.mark, state.decide = (READ if _reading.get() else None), False
+
+
 def attach_cheap_reset(engine: Engine) -> bool:
     """Install the above on ``engine``'s dialect instance; False where it does not apply."""
     dialect = engine.dialect
@@ -209,6 +231,7 @@ def attach_cheap_reset(engine: Engine) -> bool:
         return False
     event.listen(engine, "connect", _instrument)
     event.listen(engine, "before_cursor_execute", _before_statement)
+    event.listen(engine, "engine_connect", _on_engine_connect)
     begin, commit, rollback = _wrap_ends(dialect.do_commit, dialect.do_rollback)
     dialect.do_begin = begin  # type: ignore[method-assign]
     dialect.do_commit = commit  # type: ignore[method-assign]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from pkg.database.direct import direct_connection, direct_engine
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
 from pkg.database.query.limits import autocommit_reads, autocommit_writes
+from pkg.database.reset import reading
 from pkg.database.routing.router import routed
 from pkg.database.utils import behind_pooler
 
@@ -272,7 +273,8 @@ class CallSession:
                     bind = s.get_bind()  # behind PgBouncer every statement needs a transaction
                     if autocommit and autocommit_reads(bind.dialect.name) and _may_autocommit(bind):
                         await s.connection(execution_options=_AUTOCOMMIT)
-                    yield s
+                    with reading() if autocommit and not primary else nullcontext():  # MySQL: no BEGIN
+                        yield s
         except Exception as exc:
             raise_translated(exc)
             raise

@@ -51,6 +51,7 @@ class SingleRows(Generic[ModelT]):
         self._insert = insert(table).returning(*hydrator.columns) if hydrator.inserts else None
         self._stamps = frozenset(STAMPS) & set(mapper.column_attrs.keys())  # set on every UPDATE
         self._updates: dict[tuple[Any, ...], Update] = {}  # guarded UPDATE per shape of values
+        self._loaded_updates = _version_key(mapper) if hydrator.plain else None  # see _update_loaded
 
     @staticmethod
     def _params(pk: Sequence[Any]) -> dict[str, Any]:
@@ -79,25 +80,60 @@ class SingleRows(Generic[ModelT]):
         self, engine: AsyncEngine, pk: Sequence[Any], expected: Any, values: Mapping[str, Any], *, live: bool
     ) -> ModelT | _NotApplicable | None:
         """``update_by_id`` as one guarded UPDATE (see ``writes.guarded_update``; ``expected``:
-        the version to check, or None): ``RETURNING`` every column where the database can,
-        else UPDATE then SELECT in one transaction. The changed row, or None when no row
-        matched (absent, stale or unchanged)."""
+        the version to check, or None), ``RETURNING`` every column where the database can.
+        The changed row, or None when no row matched (absent, stale or unchanged: the
+        caller's session path then tells which)."""
         if self._get is None or not update_guard(self.model, values, engine.dialect):
             return NOT_APPLICABLE
-        returning = engine.dialect.update_returning
-        stmt = self._updates.get((tuple(values), expected is not None, live, returning))
-        if stmt is None:
-            stmt = self._update_template(tuple(values), expected is not None, live, returning)
+        if not engine.dialect.update_returning:
+            return await self._update_loaded(engine, pk, expected, values, live=live)
+        params = self._update_params(pk, expected, values)
+        async with direct_write(engine) as conn:
+            rows = (
+                await conn.execute(self._update_statement(tuple(values), expected, live, True), params)
+            ).all()
+        return self.hydrator.instances(rows)[0] if rows else None
+
+    async def _update_loaded(
+        self, engine: AsyncEngine, pk: Sequence[Any], expected: Any, values: Mapping[str, Any], *, live: bool
+    ) -> ModelT | _NotApplicable | None:
+        """No UPDATE RETURNING (MariaDB): what the ORM's load-change-flush does, without holding
+        a transaction: read the row, then one UPDATE whose WHERE checks the version it read
+        (a versioned model only; the returned object is the row read plus what was set)."""
+        if not self._loaded_updates:
+            return NOT_APPLICABLE
+        current = await self.get(engine, pk)
+        if current is None or current is NOT_APPLICABLE:
+            return None
+        state = current.__dict__
+        if (live and state.get("deleted_at") is not None) or (
+            expected is not None and state[self._loaded_updates] != expected
+        ):
+            return None
+        changed = {k: v for k, v in values.items() if state[k] != v}  # as the ORM compares
+        if not changed:
+            return current
+        params = self._update_params(pk, state[self._loaded_updates], changed)
+        async with direct_write(engine) as conn:
+            matched = (
+                await conn.execute(self._update_statement(tuple(changed), True, live, False), params)
+            ).rowcount
+        if matched != 1:
+            return None  # changed meanwhile (or compares equal in SQL): the session path decides
+        state.update(changed, **{k: params[f"b_{k}"] for k in self._stamps - set(changed)})
+        state[self._loaded_updates] += 1
+        return current
+
+    def _update_params(self, pk: Sequence[Any], expected: Any, values: Mapping[str, Any]) -> dict[str, Any]:
         params = {**self._params(pk), **{f"v_{k}": v for k, v in values.items()}, "expected": expected}
         params.update((f"b_{k}", make()) for k, make in STAMPS.items() if k in self._stamps)
-        async with direct_write(engine) as conn:
-            if returning:
-                rows = (await conn.execute(stmt, params)).all()
-            elif (await conn.execute(stmt, params)).rowcount == 1:  # rows matched (FOUND_ROWS)
-                rows = (await conn.execute(self._get, self._params(pk))).all()
-            else:
-                rows = []
-        return self.hydrator.instances(rows)[0] if rows else None
+        return params
+
+    def _update_statement(self, keys: tuple[str, ...], expected: Any, live: bool, returning: bool) -> Update:
+        stmt = self._updates.get((keys, expected is not None, live, returning))
+        return (
+            stmt if stmt is not None else self._update_template(keys, expected is not None, live, returning)
+        )
 
     def _update_template(self, keys: tuple[str, ...], check: bool, live: bool, returning: bool) -> Update:
         """The guarded UPDATE of ``keys`` with bind parameters (``pk{i}``, ``expected``,
@@ -131,3 +167,15 @@ class SingleRows(Generic[ModelT]):
         async with direct_write(engine) as conn:
             result = await conn.execute(self._delete, self._params(pk))
         return bool(result.rowcount)
+
+
+def _version_key(mapper: Any) -> str | None:
+    """The version attribute when read-then-update-by-version can stand for the ORM's flush:
+    a version counter (the guard), and no UPDATE default beyond the stamps the kit sets."""
+    counter = mapper.version_id_col
+    if counter is None or mapper.version_id_generator is False:
+        return None
+    stamped = {mapper.get_property_by_column(c).key for c in mapper.local_table.c if c.onupdate is not None}
+    if not stamped <= set(STAMPS) or any(c.server_onupdate is not None for c in mapper.local_table.c):
+        return None
+    return str(mapper.get_property_by_column(counter).key)

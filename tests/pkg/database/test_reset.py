@@ -9,16 +9,19 @@ AUTOCOMMIT, and a transaction opened by raw SQL still rolled back when the conne
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
 
+from internal.dao.order import OrderDao
 from internal.dao.user import UserDao
 from internal.models.user import User
 from pkg.database import new_async_session_maker, transaction
 from pkg.database.direct import direct_connection
-from pkg.database.errors import DuplicateKeyError
+from pkg.database.errors import DuplicateKeyError, StaleDataError
 from tests.conftest import Backend
 
 MYSQL = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
@@ -62,6 +65,10 @@ async def one(backend: Backend) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
+def _columns(obj: object) -> dict[str, object]:
+    return {prop.key: getattr(obj, prop.key) for prop in inspect(type(obj)).column_attrs}
+
+
 def _none(questions: int, **com: int) -> dict[str, int]:
     return {"Questions": questions, "Com_begin": 0, "Com_commit": 0, "Com_rollback": 0, **com}
 
@@ -78,7 +85,11 @@ async def test_own_calls_are_one_round_trip(one: AsyncEngine) -> None:
     assert await counter.delta() == _none(1)
     updated = await users.update_by_id(user.id, username="s")
     assert updated is not None and updated.username == "s" and updated.version == user.version + 1
-    assert await counter.delta() == _none(4, Com_begin=1, Com_commit=1)  # BEGIN UPDATE SELECT COMMIT
+    assert await counter.delta() == _none(2)  # SELECT, then UPDATE ... WHERE version = <read> alone
+    assert _columns(updated) == _columns(await users.get_or_raise(user.id))  # what was stored
+    await counter.start()
+    assert (await users.update_by_id(user.id, username="s")).version == updated.version  # unchanged
+    assert await counter.delta() == _none(1)  # nothing to write: the SELECT only
     assert await users.delete_by_id(user.id) is True
     assert await counter.delta() == _none(1)  # DELETE alone
     assert await users.get(user.id) is None
@@ -170,3 +181,58 @@ async def test_statements_after_an_implicit_commit_are_a_transaction_again(one: 
     finally:
         async with one.begin() as conn:
             await conn.execute(text("DROP TABLE IF EXISTS reset_probe"))
+
+
+@MYSQL
+async def test_update_by_id_without_a_transaction_keeps_the_version_guard(
+    one: AsyncEngine, backend: Backend
+) -> None:
+    """Read-then-update: another writer between the read and the UPDATE is not lost, and the
+    caller gets the row as stored (the version guard sends it to the session path)."""
+    users = UserDao(session_provider=new_async_session_maker(one))
+    user = await users.create(username="v", email="v@x.io")
+    other = backend.engine(pool_size=1, max_overflow=0)
+    raced: list[str] = []
+
+    def between(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and not raced:  # right after our read
+            raced.append(statement)
+            await_(_bump(other, user.id))  # a real second connection, inside this call's greenlet
+
+    event.listen(one.sync_engine, "after_cursor_execute", between)
+    try:
+        updated = await users.update_by_id(user.id, username="mine")
+    finally:
+        event.remove(one.sync_engine, "after_cursor_execute", between)
+        await other.dispose()
+    assert raced and updated.username == "mine" and updated.is_active is False  # theirs kept
+    assert updated.version == user.version + 2
+    assert _columns(updated) == _columns(await users.get_or_raise(user.id))
+    with pytest.raises(StaleDataError):
+        await users.update_by_id(user.id, username="again", version=user.version)
+
+
+async def _bump(engine: AsyncEngine, pk: int) -> None:
+    async with engine.begin() as conn:
+        table = User.__table__
+        await conn.execute(
+            table.update().where(table.c.id == pk).values(is_active=False, version=table.c.version + 1)
+        )
+
+
+@MYSQL
+async def test_own_session_reads_send_no_begin(one: AsyncEngine) -> None:
+    """Reads that need the session path (eager loads) are READ-marked too: statements alone."""
+    maker = new_async_session_maker(one)
+    orders, counter = OrderDao(session_provider=maker), _Counter(one)
+    users = UserDao(session_provider=maker)
+    user = await users.create(username="o", email="o@x.io")
+    made = await orders.create(user_id=user.id, total=5)
+    await counter.start()
+    found = await orders.get(made.id)
+    assert found is not None and found.items == []
+    assert await counter.delta() == _none(2)  # the order, its items: no BEGIN, no ROLLBACK
+    async with maker() as session:  # a session of the caller's own still gets its transaction
+        await session.execute(select(User.id))
+        await session.commit()
+    assert (await counter.delta())["Com_begin"] == 1
