@@ -77,7 +77,8 @@ def _class_listeners() -> list[Any]:
 
 @asynccontextmanager
 async def direct_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection to read on, as the own read session would have it; never COMMITs."""
+    """A connection to read on, as the own read session would have it (on the kit's MySQL
+    engines each statement runs alone); it COMMITs only when its caller does."""
     autocommit = autocommit_reads(engine.dialect.name) and not behind_pooler(engine.sync_engine)
     async with _translated(), engine.connect() as conn:
         if autocommit:

@@ -97,31 +97,32 @@ class SingleRows(Generic[ModelT]):
     async def _update_loaded(
         self, engine: AsyncEngine, pk: Sequence[Any], expected: Any, values: Mapping[str, Any], *, live: bool
     ) -> ModelT | _NotApplicable | None:
-        """No UPDATE RETURNING (MariaDB): what the ORM's load-change-flush does, without holding
-        a transaction: read the row, then one UPDATE whose WHERE checks the version it read
-        (a versioned model only; the returned object is the row read plus what was set)."""
-        if not self._loaded_updates:
+        """No UPDATE RETURNING (MariaDB): what the ORM's load-change-flush does, on one
+        connection: read the row, then one UPDATE whose WHERE checks the version it read (a
+        versioned model only; the result is the row read plus what was set). On the kit's
+        MySQL engines each runs alone (:mod:`pkg.database.reset`), elsewhere in one transaction."""
+        if not self._loaded_updates or self._get is None:
             return NOT_APPLICABLE
-        current = await self.get(engine, pk)
-        if current is None or current is NOT_APPLICABLE:
-            return None
-        state = current.__dict__
-        if (live and state.get("deleted_at") is not None) or (
-            expected is not None and state[self._loaded_updates] != expected
-        ):
-            return None
-        changed = {k: v for k, v in values.items() if state[k] != v}  # as the ORM compares
-        if not changed:
-            return current
-        params = self._update_params(pk, state[self._loaded_updates], changed)
-        async with direct_write(engine) as conn:
-            matched = (
-                await conn.execute(self._update_statement(tuple(changed), True, live, False), params)
-            ).rowcount
+        version = self._loaded_updates
+        async with direct_connection(engine) as conn:
+            rows = (await conn.execute(self._get, self._params(pk))).all()
+            current = self.hydrator.instances(rows)[0] if rows else None
+            state = current.__dict__ if current is not None else {}
+            if not state or (live and state.get("deleted_at") is not None):
+                return None
+            if expected is not None and state[version] != expected:
+                return None
+            changed = {k: v for k, v in values.items() if state[k] != v}  # as the ORM compares
+            if not changed:
+                return current
+            params = self._update_params(pk, state[version], changed)
+            stmt = self._update_statement(tuple(changed), True, live, False)
+            matched = (await conn.execute(stmt, params)).rowcount
+            await conn.commit()
         if matched != 1:
             return None  # changed meanwhile (or compares equal in SQL): the session path decides
         state.update(changed, **{k: params[f"b_{k}"] for k in self._stamps - set(changed)})
-        state[self._loaded_updates] += 1
+        state[version] += 1
         return current
 
     def _update_params(self, pk: Sequence[Any], expected: Any, values: Mapping[str, Any]) -> dict[str, Any]:

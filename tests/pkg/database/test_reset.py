@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, inspect, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
 from internal.dao.order import OrderDao
@@ -236,3 +236,19 @@ async def test_own_session_reads_send_no_begin(one: AsyncEngine) -> None:
         await session.execute(select(User.id))
         await session.commit()
     assert (await counter.delta())["Com_begin"] == 1
+
+
+@MYSQL
+async def test_update_by_id_on_a_plain_engine_commits(one: AsyncEngine, backend: Backend) -> None:
+    """On an engine the kit did not build (autocommit off, no marks) the read-then-update
+    runs in one transaction and is committed, not rolled back with the connection."""
+    plain = create_async_engine(backend.url, pool_size=1, max_overflow=0)
+    try:
+        users = UserDao(session_provider=new_async_session_maker(plain))
+        user = await users.create(username="p", email="p@x.io")
+        updated = await users.update_by_id(user.id, username="q")
+        assert updated.username == "q" and updated.version == user.version + 1
+        kit_view = UserDao(session_provider=new_async_session_maker(one))
+        assert (await kit_view.get_or_raise(user.id)).username == "q"  # another connection sees it
+    finally:
+        await plain.dispose()
