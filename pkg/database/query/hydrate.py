@@ -134,5 +134,7 @@ def _plain_insert(mapper: Mapper[Any]) -> bool:
     the ORM's flush sends: one table, no insert listeners or ORM-level (dataclass) defaults."""
     if mapper.dispatch.before_insert or mapper.dispatch.after_insert:
         return False
+    # SQLAlchemy >= 2.1.x: ORM-level (dataclass) defaults the flush fills in; older releases
+    # have no such step (a dataclass default is already in the instance from __init__)
     orm_defaults = getattr(mapper, "_insert_orm_defaults", None)
-    return orm_defaults is not None and not orm_defaults.get(mapper.local_table)
+    return orm_defaults is None or not orm_defaults.get(mapper.local_table)
