@@ -126,26 +126,20 @@ def _wrap_ends(commit: Callable[[Any], None], rollback: Callable[[Any], None]) -
             return
         _send_begin(fairy)
 
-    def do_commit(fairy: Any) -> None:
-        state = _state_of(fairy)
-        if state is not None:
-            state.decide = False
-            if _idle(fairy, state):
-                return  # nothing open: every statement already committed
-        commit(fairy)
-        if state is not None:
-            state.settled = True  # COMMIT answered OK: status updated
+    def ending(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def do_end(fairy: Any) -> None:  # COMMIT or ROLLBACK: skipped when nothing is open
+            state = _state_of(fairy)
+            if state is not None:
+                state.decide = False
+                if _idle(fairy, state):
+                    return
+            end(fairy)
+            if state is not None:
+                state.settled = True  # answered OK: the status flags are current
 
-    def do_rollback(fairy: Any) -> None:
-        state = _state_of(fairy)
-        if state is not None:
-            state.decide = False
-            if _idle(fairy, state):
-                return  # nothing open: nothing to roll back
-        rollback(fairy)
-        if state is not None:
-            state.settled = True  # ROLLBACK answered OK: status updated
+        return do_end
 
+    do_commit, do_rollback = ending(commit), ending(rollback)
     return do_begin, do_commit, do_rollback
 
 
