@@ -35,7 +35,7 @@ from pkg.database.reset import READ, WRITE, marked
 from pkg.database.routing.router import has_router
 from pkg.database.utils import behind_pooler
 
-__all__ = ["direct_connection", "direct_engine", "direct_write"]
+__all__ = ["direct_connection", "direct_engine", "direct_write", "reset_session_hooks_cache"]
 
 _SAFE_OPTIONS = frozenset({"bind", "autoflush", "expire_on_commit", "info"})
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
@@ -73,6 +73,12 @@ def _class_listeners() -> list[Any]:
         dispatch: Any = AsyncSession.sync_session_class().dispatch
         _listeners.extend(getattr(dispatch, name).parent_listeners for name in dispatch._event_names)
     return _listeners
+
+
+def reset_session_hooks_cache() -> None:
+    """Forget the gathered listener collections (they are gathered again on next use): for
+    tests that replace the Session class's dispatch."""
+    _listeners.clear()
 
 
 @asynccontextmanager

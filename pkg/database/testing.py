@@ -22,10 +22,12 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from pkg.database.database import Database
+from pkg.database.direct import reset_session_hooks_cache
 from pkg.database.lifecycle.leaks import checked_out_connections
 from pkg.database.pool import pool_status
+from pkg.database.query.lookups import reset_column_caches
 
-__all__ = ["assert_no_checked_out_connections", "rollback_after"]
+__all__ = ["assert_no_checked_out_connections", "reset_kit_caches", "rollback_after"]
 
 # How to really open the outer transaction, per dialect: pysqlite defers BEGIN to the first
 # write, so a SAVEPOINT would open (and its RELEASE end) the whole transaction.
@@ -92,3 +94,11 @@ def assert_no_checked_out_connections(*engines: AsyncEngine) -> None:
             problems.append(f"{engine.url.render_as_string(hide_password=True)}: {counted} out ({owners})")
     if problems:
         raise AssertionError("connections still checked out: " + " | ".join(problems))
+
+
+def reset_kit_caches() -> None:
+    """Forget the kit's process-wide derived caches (column maps per model, the Session
+    class's listener collections); each is rebuilt on next use. For tests that remap
+    classes or swap the Session class's events; statement caches live on each DAO."""
+    reset_column_caches()
+    reset_session_hooks_cache()

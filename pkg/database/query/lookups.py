@@ -46,6 +46,7 @@ __all__ = [
     "column_names",
     "model_columns",
     "own_table",
+    "reset_column_caches",
     "resolve_column",
     "split_lookup",
     "table_columns",
@@ -220,6 +221,13 @@ def table_columns(model: type[Any]) -> Mapping[str, Any]:
             found[prop.key] = column if own and mapper.inherits is None else getattr(model, prop.key)
         _TABLE_COLUMNS[model] = found
     return found
+
+
+def reset_column_caches() -> None:
+    """Forget the cached column maps (:func:`model_columns`, :func:`table_columns`): for
+    tests that map and unmap classes; a live mapping never changes."""
+    _COLUMNS.clear()
+    _TABLE_COLUMNS.clear()
 
 
 def own_table(model: type[Any]) -> Any:

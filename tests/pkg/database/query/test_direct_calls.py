@@ -32,7 +32,10 @@ from pkg.database.errors import (
     UnknownFieldError,
     UnloadedRelationError,
 )
+from pkg.database import direct
+from pkg.database.query import lookups
 from pkg.database.query.hydrate import Hydrator
+from pkg.database.testing import reset_kit_caches
 
 
 @pytest.fixture
@@ -148,6 +151,29 @@ async def test_session_hooks_keep_the_session_path(users: UserDao, hook: str) ->
     seen.clear()
     await users.get(made[0].id)
     assert seen == []  # removed again: no session, no hook
+
+
+async def test_reset_kit_caches_rebuilds_what_it_forgot(users: UserDao, orm_statements: list[bool]) -> None:
+    made = await _seed(users, 1)
+    await users.get(made[0].id)  # caches filled
+    assert lookups._COLUMNS or lookups._TABLE_COLUMNS
+    assert direct._listeners
+    reset_kit_caches()
+    assert not lookups._COLUMNS and not lookups._TABLE_COLUMNS and not direct._listeners
+    seen: list[Any] = []
+
+    def hook(state: Any) -> None:
+        seen.append(state)
+
+    event.listen(Session, "do_orm_execute", hook)
+    try:
+        assert (await users.query().filter(id=made[0].id).one()).id == made[0].id
+    finally:
+        event.remove(Session, "do_orm_execute", hook)
+    assert len(seen) == 1 and direct._listeners  # gathered again, and the new hook was seen
+    orm_statements.clear()
+    assert (await users.get(made[0].id)) is not None
+    assert orm_statements == [False] and lookups._TABLE_COLUMNS  # direct again, columns rebuilt
 
 
 class _Base(DeclarativeBase):
