@@ -24,7 +24,7 @@ from sqlalchemy.orm import (
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database import acting_as
+from pkg.database import acting_as, direct
 from pkg.database.errors import (
     DatabaseError,
     InvalidValueError,
@@ -32,7 +32,6 @@ from pkg.database.errors import (
     UnknownFieldError,
     UnloadedRelationError,
 )
-from pkg.database import direct
 from pkg.database.query import lookups
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.testing import reset_kit_caches
