@@ -23,11 +23,12 @@ else a transaction that closing rolls back. Errors become the kit's typed errors
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from pkg.database.errors import translate_error
 from pkg.database.query.limits import autocommit_reads, autocommit_writes
@@ -35,7 +36,9 @@ from pkg.database.reset import READ, WRITE, marked
 from pkg.database.routing.router import has_router
 from pkg.database.utils import behind_pooler
 
-__all__ = ["direct_connection", "direct_engine", "direct_write", "reset_session_hooks_cache"]
+__all__ = ["direct_engine", "read_on", "reset_session_hooks_cache", "write_on"]
+
+T = TypeVar("T")
 
 _SAFE_OPTIONS = frozenset({"bind", "autoflush", "expire_on_commit", "info"})
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
@@ -81,48 +84,58 @@ def reset_session_hooks_cache() -> None:
     _listeners.clear()
 
 
-@asynccontextmanager
-async def direct_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection to read on, as the own read session would have it (on the kit's MySQL
-    engines each statement runs alone); it COMMITs only when its caller does."""
-    autocommit = autocommit_reads(engine.dialect.name) and not behind_pooler(engine.sync_engine)
-    async with _translated(), engine.connect() as conn:
-        if autocommit:
-            await conn.execution_options(**_AUTOCOMMIT)
-        elif engine.dialect.name in _MYSQL:  # kit engines: each SELECT alone, no BEGIN/ROLLBACK
-            with marked(conn.sync_connection, READ):  # type: ignore[arg-type]
-                yield conn
-            return
-        yield conn
+async def read_on(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` on a bare connection to read on, as the own read session would
+    have it (on the kit's MySQL engines each statement runs alone); it COMMITs only if
+    ``work`` does. Checkout to checkin run in ONE greenlet hop: ``work`` is synchronous
+    (``conn.execute(stmt, params).all()``); SQLAlchemy awaits the driver inside it::
+
+        rows = await read_on(engine, lambda conn: conn.execute(stmt, params).all())
+    """
+    return await _spawned(_read, engine, work)
 
 
-@asynccontextmanager
-async def direct_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for ONE own write statement, as the own write session runs it: AUTOCOMMIT
-    where one statement is atomic and that saves BEGIN and COMMIT (PostgreSQL, not behind
-    PgBouncer), else a transaction committed when the block succeeds. Both end in
+async def write_on(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` for ONE own write statement, as the own write session runs it:
+    AUTOCOMMIT where one statement is atomic and that saves BEGIN and COMMIT (PostgreSQL, not
+    behind PgBouncer), else a transaction committed when ``work`` returns. Both end in
     ``commit()``: the engine's ``commit`` listeners (read-your-writes marks) hear it."""
-    if autocommit_writes(engine.dialect.name) and not behind_pooler(engine.sync_engine):
-        async with _translated(), engine.connect() as conn:
-            await conn.execution_options(**_AUTOCOMMIT)
-            yield conn
-            await conn.commit()  # sends nothing in AUTOCOMMIT; fires the commit event
-        return
-    if engine.dialect.name in _MYSQL:  # kit engines: a lone INSERT/DELETE without BEGIN/COMMIT
-        async with _translated(), engine.connect() as conn:
-            with marked(conn.sync_connection, WRITE):  # type: ignore[arg-type]
-                async with conn.begin():
-                    yield conn
-        return
-    async with _translated(), engine.begin() as conn:
-        yield conn
+    return await _spawned(_write, engine, work)
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    """Driver and SQLAlchemy errors raised inside as the kit's typed errors, cause kept."""
+def _read(sync_engine: Engine, work: Callable[[Connection], T]) -> T:
+    autocommit = autocommit_reads(sync_engine.dialect.name) and not behind_pooler(sync_engine)
+    with sync_engine.connect() as conn:
+        if autocommit:
+            return work(conn.execution_options(**_AUTOCOMMIT))
+        if sync_engine.dialect.name in _MYSQL:  # kit engines: each SELECT alone, no BEGIN/ROLLBACK
+            with marked(conn, READ):
+                return work(conn)
+        return work(conn)
+
+
+def _write(sync_engine: Engine, work: Callable[[Connection], T]) -> T:
+    if autocommit_writes(sync_engine.dialect.name) and not behind_pooler(sync_engine):
+        with sync_engine.connect() as conn:
+            done = work(conn.execution_options(**_AUTOCOMMIT))
+            conn.commit()  # sends nothing in AUTOCOMMIT; fires the commit event
+            return done
+    if sync_engine.dialect.name in _MYSQL:  # kit engines: a lone INSERT/DELETE without BEGIN/COMMIT
+        with sync_engine.connect() as conn, marked(conn, WRITE), conn.begin():
+            return work(conn)
+    with sync_engine.begin() as conn:
+        return work(conn)
+
+
+async def _spawned(
+    step: Callable[[Engine, Callable[[Connection], T]], T], engine: AsyncEngine, work: Any
+) -> T:
+    """``step`` in one greenlet (what each ``AsyncConnection`` call would spawn), with driver
+    and SQLAlchemy errors raised as the kit's typed errors, cause kept. A cancellation
+    inside closes the connection on the way out (the pool returns it even if cancelled
+    again meanwhile)."""
     try:
-        yield
+        return await greenlet_spawn(step, engine.sync_engine, work)
     except Exception as exc:
         translated = translate_error(exc)
         if translated is not exc:

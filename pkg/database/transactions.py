@@ -36,12 +36,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pkg.database.direct import direct_connection, direct_engine
+from pkg.database.direct import direct_engine, read_on
 from pkg.database.errors import ConcurrentSessionUseError, translate_error
 from pkg.database.query.limits import autocommit_reads, autocommit_writes
 from pkg.database.reset import reading
@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SessionProvider = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Any zero-arg callable returning an async context manager of ``AsyncSession``."""
@@ -236,17 +237,15 @@ class CallSession:
             return None
         return direct_engine(self.provider)
 
-    @asynccontextmanager
-    async def read_connection(self, session: AsyncSession | None = None) -> AsyncIterator[AsyncConnection]:
-        """A connection for a Core read: a bare one when :meth:`direct` allows, else the read
-        session's (joined or own)."""
+    async def read_on(self, work: Callable[[Connection], T], session: AsyncSession | None = None) -> T:
+        """``work(connection)`` for a Core read: on a bare connection when :meth:`direct`
+        allows (one greenlet hop, :func:`pkg.database.direct.read_on`), else on the read
+        session's connection (joined or own)."""
         engine = self.direct(session)
         if engine is not None:
-            async with direct_connection(engine) as conn:
-                yield conn
-            return
+            return await read_on(engine, work)
         async with self.read(session) as s:
-            yield await s.connection()
+            return await s.run_sync(lambda sync: work(sync.connection()))
 
     @asynccontextmanager
     async def read(

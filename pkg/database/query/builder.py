@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pkg.database.errors import (
     MultipleResultsError,
@@ -244,12 +245,11 @@ class QueryBuilder(Generic[ModelT]):
             plain and not self.loader_options and self.lock is None and self.scope.direct(session) is not None
         )
 
-    async def _instances(self, conn: AsyncConnection) -> list[ModelT]:
+    def _instances(self, conn: Connection) -> list[ModelT]:
         assert self.hydrator is not None
         hydrator = self.hydrator
         stmt, params = self._cached("rows", lambda: self._apply(hydrator.select(), self.sort))
-        result = await conn.execute(stmt, params)
-        return self.hydrator.instances(result.all())
+        return hydrator.instances(conn.execute(stmt, params).all())
 
     def _cached(self, kind: str, build: Callable[[], Any]) -> tuple[Any, dict[str, Any] | None]:
         """``(statement, parameters)``: the DAO's statement of this shape with this builder's
@@ -261,8 +261,7 @@ class QueryBuilder(Generic[ModelT]):
 
     async def all(self, *, session: AsyncSession | None = None) -> list[ModelT]:
         if self._direct(session):
-            async with self.scope.read_connection() as conn:
-                return await self._instances(conn)
+            return await self.scope.read_on(self._instances)
         async with self.scope.read(session, primary=self.lock is not None) as s:  # FOR UPDATE: primary
             result = await s.scalars(self.statement())
             return list((result.unique() if self.loader_options else result).all())  # joined loads
@@ -287,19 +286,20 @@ class QueryBuilder(Generic[ModelT]):
         return row
 
     async def count(self, *, session: AsyncSession | None = None) -> int:
-        async with self.scope.read_connection(session) as conn:
-            return int((await conn.execute(*self._cached("count", self.count_statement))).scalar_one())
+        stmt, params = self._cached("count", self.count_statement)
+        return await self.scope.read_on(lambda conn: int(conn.execute(stmt, params).scalar_one()), session)
 
     async def exists(self, *, session: AsyncSession | None = None) -> bool:
         """``SELECT 1 WHERE EXISTS (...)``: no row is fetched."""
-        async with self.scope.read_connection(session) as conn:
-            return (await conn.execute(*self._cached("exists", self.exists_statement))).first() is not None
+        stmt, params = self._cached("exists", self.exists_statement)
+        return await self.scope.read_on(lambda conn: conn.execute(stmt, params).first() is not None, session)
 
     async def dicts(self, *, session: AsyncSession | None = None) -> list[dict[str, Any]]:
         """Rows as plain dicts keyed by column name (Core speed, no identity map)."""
-        async with self.scope.read_connection(session) as conn:
-            result = await conn.execute(self._table_columns())
-            return [dict(row) for row in result.mappings()]
+        stmt = self._table_columns()
+        return await self.scope.read_on(
+            lambda conn: [dict(r) for r in conn.execute(stmt).mappings()], session
+        )
 
     def stream(self, *, chunk_size: int = 1000, session: AsyncSession | None = None) -> AsyncIterator[ModelT]:
         """Iterate a large result in chunks of ``chunk_size`` rows, one query per chunk
@@ -312,9 +312,13 @@ class QueryBuilder(Generic[ModelT]):
         """Offset page ``page`` (1-based) of ``size`` rows, PK-tiebroken, with the total."""
         paged = self.page_query(page, size)
         if self._direct(session):  # one bare connection for the count and the rows
-            async with self.scope.read_connection() as conn:
-                total = int((await conn.execute(*self._cached("count", self.count_statement))).scalar_one())
-                items = await paged._instances(conn) if total > (page - 1) * size else []
+            stmt, params = self._cached("count", self.count_statement)
+
+            def work(conn: Connection) -> tuple[int, list[ModelT]]:
+                total = int(conn.execute(stmt, params).scalar_one())
+                return total, paged._instances(conn) if total > (page - 1) * size else []
+
+            total, items = await self.scope.read_on(work)
             return Page(items=items, total=total, page=page, size=size)
         async with self.scope.read(session) as s:
             total = await self.count(session=s)

@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 from sqlalchemy import Delete, Select, Update, bindparam, delete, insert, inspect, or_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pkg.database.direct import direct_connection, direct_write
+from pkg.database.direct import read_on, write_on
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.query.writes import STAMPS, update_guard
 
@@ -61,8 +62,8 @@ class SingleRows(Generic[ModelT]):
         """The row with primary key values ``pk`` (soft-deleted ones included), or None."""
         if self._get is None:
             return NOT_APPLICABLE
-        async with direct_connection(engine) as conn:
-            rows = (await conn.execute(self._get, self._params(pk))).all()
+        stmt, params = self._get, self._params(pk)
+        rows = await read_on(engine, lambda conn: conn.execute(stmt, params).all())
         return self.hydrator.instances(rows)[0] if rows else None
 
     async def create(self, engine: AsyncEngine, obj: ModelT) -> ModelT | _NotApplicable:
@@ -72,8 +73,8 @@ class SingleRows(Generic[ModelT]):
         params = self.hydrator.insert_params(obj)
         if params is None:
             return NOT_APPLICABLE
-        async with direct_write(engine) as conn:
-            row = (await conn.execute(self._insert, params)).one()
+        stmt = self._insert
+        row = await write_on(engine, lambda conn: conn.execute(stmt, params).one())
         return self.hydrator.persisted(obj, row)
 
     async def update(
@@ -88,10 +89,8 @@ class SingleRows(Generic[ModelT]):
         if not engine.dialect.update_returning:
             return await self._update_loaded(engine, pk, expected, values, live=live)
         params = self._update_params(pk, expected, values)
-        async with direct_write(engine) as conn:
-            rows = (
-                await conn.execute(self._update_statement(tuple(values), expected, live, True), params)
-            ).all()
+        stmt = self._update_statement(tuple(values), expected, live, True)
+        rows = await write_on(engine, lambda conn: conn.execute(stmt, params).all())
         return self.hydrator.instances(rows)[0] if rows else None
 
     async def _update_loaded(
@@ -103,9 +102,10 @@ class SingleRows(Generic[ModelT]):
         MySQL engines each runs alone (:mod:`pkg.database.reset`), elsewhere in one transaction."""
         if not self._loaded_updates or self._get is None:
             return NOT_APPLICABLE
-        version = self._loaded_updates
-        async with direct_connection(engine) as conn:
-            rows = (await conn.execute(self._get, self._params(pk))).all()
+        version, get, pk_params = self._loaded_updates, self._get, self._params(pk)
+
+        def work(conn: Connection) -> ModelT | None:
+            rows = conn.execute(get, pk_params).all()
             current = self.hydrator.instances(rows)[0] if rows else None
             state = current.__dict__ if current is not None else {}
             if not state or (live and state.get("deleted_at") is not None):
@@ -117,13 +117,15 @@ class SingleRows(Generic[ModelT]):
                 return current
             params = self._update_params(pk, state[version], changed)
             stmt = self._update_statement(tuple(changed), True, live, False)
-            matched = (await conn.execute(stmt, params)).rowcount
-            await conn.commit()
-        if matched != 1:
-            return None  # changed meanwhile (or compares equal in SQL): the session path decides
-        state.update(changed, **{k: params[f"b_{k}"] for k in self._stamps - set(changed)})
-        state[version] += 1
-        return current
+            matched = conn.execute(stmt, params).rowcount
+            conn.commit()
+            if matched != 1:
+                return None  # changed meanwhile (or compares equal in SQL): the session path decides
+            state.update(changed, **{k: params[f"b_{k}"] for k in self._stamps - set(changed)})
+            state[version] += 1
+            return current
+
+        return await read_on(engine, work)
 
     def _update_params(self, pk: Sequence[Any], expected: Any, values: Mapping[str, Any]) -> dict[str, Any]:
         params = {**self._params(pk), **{f"v_{k}": v for k, v in values.items()}, "expected": expected}
@@ -165,9 +167,8 @@ class SingleRows(Generic[ModelT]):
         """Hard-DELETE the row with primary key values ``pk``; True if it existed."""
         if not self.hydrator.plain:
             return NOT_APPLICABLE
-        async with direct_write(engine) as conn:
-            result = await conn.execute(self._delete, self._params(pk))
-        return bool(result.rowcount)
+        stmt, params = self._delete, self._params(pk)
+        return await write_on(engine, lambda conn: bool(conn.execute(stmt, params).rowcount))
 
 
 def _version_key(mapper: Any) -> str | None:

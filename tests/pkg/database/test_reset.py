@@ -20,7 +20,7 @@ from internal.dao.order import OrderDao
 from internal.dao.user import UserDao
 from internal.models.user import User
 from pkg.database import new_async_session_maker, transaction
-from pkg.database.direct import direct_connection
+from pkg.database.direct import read_on
 from pkg.database.errors import DuplicateKeyError, StaleDataError
 from tests.conftest import Backend
 
@@ -29,8 +29,7 @@ _COUNTED = ("Questions", "Com_begin", "Com_commit", "Com_rollback")
 
 
 async def _status(engine: AsyncEngine) -> dict[str, int]:
-    async with direct_connection(engine) as conn:
-        rows = (await conn.execute(text("SHOW SESSION STATUS"))).all()
+    rows = await read_on(engine, lambda conn: conn.execute(text("SHOW SESSION STATUS")).all())
     return {name: int(value) for name, value in rows if name in _COUNTED}
 
 
@@ -162,8 +161,10 @@ async def test_a_transaction_opened_by_raw_sql_is_still_rolled_back(
             assert (await cursor.fetchone())[0] == 1
             await cursor.close()
         await writer.create(username="b", email="b@x.io")
-        async with direct_connection(one) as conn:  # the same pooled connection: view released
-            assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one() == 2
+        counted = await read_on(
+            one, lambda conn: conn.execute(text("SELECT count(*) FROM users")).scalar_one()
+        )
+        assert counted == 2  # the same pooled connection: view released
     finally:
         await other.dispose()
 
