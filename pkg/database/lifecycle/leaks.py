@@ -62,7 +62,7 @@ class Checkout:
     key: int = 0
     task: str | None = None
     site: str | None = None
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    watched: bool = field(default=False, repr=False)  # owner captured: warn once past threshold
 
     def age(self) -> float:
         return time.monotonic() - self.since
@@ -110,6 +110,7 @@ class LeakTracker:
         self.enabled = enabled
         self.threshold = threshold
         self.out: dict[int, Checkout] = {}
+        self._sweep: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
     def on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
         held = Checkout(record.driver_connection, time.monotonic(), id(record))
@@ -124,27 +125,42 @@ class LeakTracker:
         task = asyncio.current_task(loop)
         held.task = task.get_name() if task is not None else None
         if self.threshold:
-            held.timer = loop.call_later(self.threshold, self._overdue, held)
+            held.watched = True
+            if self._sweep is None or self._sweep[0] is not loop:
+                self._sweep = (loop, loop.call_later(self.threshold, self._overdue))
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
-        held = self.out.pop(id(record), None)
-        if held is not None and held.timer is not None:
-            held.timer.cancel()
+        self.out.pop(id(record), None)
 
-    def _overdue(self, held: Checkout) -> None:
-        if self.out.get(held.key) is held:
-            logger.warning(
-                "connection of %s held longer than %.1fs: %s", self.name, self.threshold, held.describe()
-            )
+    def _overdue(self) -> None:
+        """One timer per tracker, not one per checkout: warn (once each) about connections
+        held past the threshold, then sleep until the next one would be."""
+        self._sweep = None
+        if not self.threshold:
+            return
+        now, due = time.monotonic(), None
+        for held in list(self.out.values()):
+            if not held.watched:
+                continue
+            if now - held.since >= self.threshold:
+                held.watched = False
+                logger.warning(
+                    "connection of %s held longer than %.1fs: %s", self.name, self.threshold, held.describe()
+                )
+            elif due is None or held.since < due:
+                due = held.since
+        if due is not None:
+            loop = asyncio.get_running_loop()
+            self._sweep = (loop, loop.call_later(due + self.threshold - now, self._overdue))
 
     def snapshot(self) -> list[Checkout]:
         return sorted(self.out.values(), key=lambda held: held.since)
 
     def forget(self) -> None:
         """Drop the bookkeeping without touching connections (forked child)."""
-        for held in self.out.values():
-            if held.timer is not None:
-                held.timer.cancel()
+        if self._sweep is not None:
+            self._sweep[1].cancel()
+            self._sweep = None
         self.out.clear()
 
 

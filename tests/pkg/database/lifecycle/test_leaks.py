@@ -53,6 +53,40 @@ async def test_held_past_threshold_warns_with_owner(
     assert "test_leaks.py" in warnings[0].getMessage()
 
 
+async def test_one_timer_warns_each_late_holder_once(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tracker keeps one timer, not one per checkout: a holder that arrives while the
+    timer waits for an earlier one is still warned about, once, when its own time is up."""
+    configure_leak_tracking(threshold=0.3, engine=engine)
+    first_in, second_in, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def hold(name: str, entered: asyncio.Event) -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            entered.set()
+            await release.wait()
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "held longer than" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="pkg.database.lifecycle.leaks"):
+        tasks = [asyncio.create_task(hold("first-holder", first_in), name="first-holder")]
+        await first_in.wait()
+        await asyncio.sleep(0.1)  # staggered: the second holder's deadline is later
+        tasks.append(asyncio.create_task(hold("second-holder", second_in), name="second-holder"))
+        await second_in.wait()
+        for _ in range(200):  # poll until both deadlines passed (bounded)
+            if len(warned()) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.gather(*tasks)
+    messages = warned()
+    assert len(messages) == 2
+    assert "first-holder" in messages[0] and "second-holder" in messages[1]
+
+
 async def test_tracking_off_still_counts_but_skips_owner(engine: AsyncEngine) -> None:
     configure_leak_tracking(enabled=False, engine=engine)
     async with engine.connect() as conn:
