@@ -21,7 +21,7 @@ used by ``query/loading.py``; ``tests/pkg/database/test_hydrate.py`` pins the be
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ClauseElement, Column, Select, inspect, select
@@ -54,7 +54,19 @@ def plain_mapper(mapper: Mapper[Any]) -> bool:
 class Hydrator(Generic[ModelT]):
     """Builds detached, loaded instances of one model from Core rows of :meth:`select`."""
 
-    __slots__ = ("_callables", "_cls", "_keys", "_new", "_pk", "_version", "columns", "inserts", "plain")
+    __slots__ = (
+        "_callables",
+        "_cls",
+        "_fetched_keys",
+        "_keys",
+        "_new",
+        "_pk",
+        "_version",
+        "columns",
+        "fetched",
+        "inserts",
+        "plain",
+    )
 
     def __init__(self, model: type[ModelT]) -> None:
         mapper: Mapper[Any] = inspect(model)
@@ -72,6 +84,10 @@ class Hydrator(Generic[ModelT]):
         if counter is not None and generator is not False:
             self._version = (str(counter.key), generator)
         self.inserts = self.plain and _plain_insert(mapper)
+        # what an INSERT must bring back: what the server makes (keys, server defaults)
+        made = [c for c in self.columns if c.primary_key or _server_made(c)] if self.inserts else []
+        self.fetched = tuple(made)
+        self._fetched_keys = tuple(self._keys[self.columns.index(c)] for c in self.fetched)
         self._callables = {
             rel.key: _LoadLazy(rel.key, rel._get_strategy(strategy_key), None, None)
             for rel in mapper.relationships
@@ -117,16 +133,30 @@ class Hydrator(Generic[ModelT]):
             params[counter] = generator(None)
         return params
 
-    def persisted(self, obj: ModelT, row: Sequence[Any]) -> ModelT:
-        """New ``obj`` turned into the loaded, detached instance of its INSERT ... RETURNING
-        ``row`` (what flush, commit and closing the session leave)."""
+    def persisted(self, obj: ModelT, sent: Mapping[str, Any], row: Sequence[Any]) -> ModelT:
+        """New ``obj`` turned into the loaded, detached instance the flush, commit and
+        closing the session leave: the values ``sent`` (the INSERT's parameters, Python-side
+        defaults included) and, for what the server made, the ``RETURNING`` ``row`` of
+        :attr:`fetched`. Columns in neither stay unset (read as None), as after a flush."""
         state: Any = obj._sa_instance_state  # type: ignore[attr-defined]
-        obj.__dict__.update(zip(self._keys, row, strict=True))
-        state.key = (self._cls, tuple(row[i] for i in self._pk), None)
-        state._commit_all(obj.__dict__)
+        values = obj.__dict__
+        for key, column in zip(self._keys, self.columns, strict=True):
+            if column.key in sent:
+                values[key] = sent[column.key]
+        for key, column, value in zip(self._fetched_keys, self.fetched, row, strict=True):
+            if column.key not in sent:
+                values[key] = value
+        state.key = (self._cls, tuple(values[self._keys[i]] for i in self._pk), None)
+        state._commit_all(values)
         if self._callables:
             state.callables = dict(self._callables)
         return obj
+
+
+def _server_made(column: Any) -> bool:
+    """True when the server gives ``column`` its value at INSERT (a server default,
+    ``Identity``, ``Computed``), so the flush fetches it back."""
+    return column.server_default is not None or column.computed is not None or column.identity is not None
 
 
 def _plain_insert(mapper: Mapper[Any]) -> bool:

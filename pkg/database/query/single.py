@@ -49,7 +49,7 @@ class SingleRows(Generic[ModelT]):
         by_pk = [c == bindparam(f"pk{i}") for i, c in enumerate(mapper.primary_key)]
         self._get: Select[Any] | None = hydrator.select().where(*by_pk) if hydrator.plain else None
         self._delete: Delete = delete(table).where(*by_pk)
-        self._insert = insert(table).returning(*hydrator.columns) if hydrator.inserts else None
+        self._insert = insert(table).returning(*hydrator.fetched) if hydrator.inserts else None
         self._stamps = frozenset(STAMPS) & set(mapper.column_attrs.keys())  # set on every UPDATE
         self._updates: dict[tuple[Any, ...], Update] = {}  # guarded UPDATE per shape of values
         self._loaded_updates = _version_key(mapper) if hydrator.plain else None  # see _update_loaded
@@ -67,15 +67,21 @@ class SingleRows(Generic[ModelT]):
         return self.hydrator.instances(rows)[0] if rows else None
 
     async def create(self, engine: AsyncEngine, obj: ModelT) -> ModelT | _NotApplicable:
-        """INSERT new ``obj`` with RETURNING every column; ``obj`` comes back loaded, detached."""
+        """INSERT new ``obj``, RETURNING what the server made (keys, server defaults) as the
+        flush does; ``obj`` comes back loaded, detached."""
         if self._insert is None or not engine.dialect.insert_returning:
             return NOT_APPLICABLE
         params = self.hydrator.insert_params(obj)
         if params is None:
             return NOT_APPLICABLE
         stmt = self._insert
-        row = await write_on(engine, lambda conn: conn.execute(stmt, params).one())
-        return self.hydrator.persisted(obj, row)
+
+        def work(conn: Connection) -> tuple[Any, Any]:
+            result = conn.execute(stmt, params)  # Python-side defaults land in its parameters
+            return result.last_inserted_params(), result.one()
+
+        sent, row = await write_on(engine, work)
+        return self.hydrator.persisted(obj, sent, row)
 
     async def update(
         self, engine: AsyncEngine, pk: Sequence[Any], expected: Any, values: Mapping[str, Any], *, live: bool

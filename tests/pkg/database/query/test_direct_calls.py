@@ -24,7 +24,7 @@ from sqlalchemy.orm import (
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database import acting_as, direct
+from pkg.database import BaseDao, acting_as, direct, new_async_session_maker
 from pkg.database.errors import (
     DatabaseError,
     InvalidValueError,
@@ -212,6 +212,44 @@ class _Child(_Plain):
     id: Mapped[int] = mapped_column(ForeignKey("direct_plain.id"), primary_key=True)
 
 
+class _ServerMade(_Base):
+    __tablename__ = "direct_server_made"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    tag: Mapped[str] = mapped_column(String(20), server_default="srv")
+    note: Mapped[str | None] = mapped_column(String(20))
+
+
+class _ServerMadeDao(BaseDao[_ServerMade]):
+    model_cls = _ServerMade
+
+
+async def test_create_brings_back_what_the_server_made(
+    engine: AsyncEngine, orm_statements: list[bool]
+) -> None:
+    """The INSERT returns the keys and server defaults, as the flush fetches them; sent
+    values stay as sent, and a column nobody set reads None, on both paths."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_ServerMade.__table__.create)  # type: ignore[attr-defined]
+    try:
+        maker = new_async_session_maker(engine)
+        dao = _ServerMadeDao(session_provider=maker)
+        orm_statements.clear()
+        direct = await dao.create(name="d")
+        given = await dao.create(name="g", tag="mine")
+        assert orm_statements == [False, False]
+        async with maker() as s:
+            joined = await dao.create(name="j", session=s)
+            await s.commit()
+        assert direct.tag == joined.tag == "srv" and given.tag == "mine"
+        assert direct.note is None and joined.note is None
+        assert len({direct.id, given.id, joined.id}) == 3 and None not in {direct.id, given.id}
+        assert _columns(await dao.get_or_raise(direct.id)) == _columns(direct)
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(_ServerMade.__table__.drop)  # type: ignore[attr-defined]
+
+
 def test_only_plain_mappers_are_hydrated() -> None:
     assert Hydrator(_Plain).plain and Hydrator(User).plain and Hydrator(User).inserts
     assert not Hydrator(_Deferred).plain  # the ORM would leave the column unloaded
@@ -252,8 +290,10 @@ async def test_writes_without_a_session_match_the_session_path(
     assert mine["version"] == 1 and mine["creator_id"] == 42  # None: the default, as the ORM does
     stored = await users.get_or_raise(direct.id)
     assert _columns(stored) == mine and inspect(direct).detached and not inspect(direct).modified
-    if "created_at" in values:
-        assert direct.created_at == values["created_at"] and direct.created_at.utcoffset() == timedelta(0)
+    if "created_at" in values:  # what was sent, as the flush leaves it; read back in UTC
+        assert direct.created_at == values["created_at"] == joined.created_at
+        assert direct.created_at.utcoffset() == joined.created_at.utcoffset() == timedelta(hours=-7)
+        assert stored.created_at.utcoffset() == timedelta(0)
 
 
 async def test_update_and_delete_without_a_session(users: UserDao, orm_statements: list[bool]) -> None:
