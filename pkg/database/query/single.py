@@ -49,7 +49,11 @@ class SingleRows(Generic[ModelT]):
         by_pk = [c == bindparam(f"pk{i}") for i, c in enumerate(mapper.primary_key)]
         self._get: Select[Any] | None = hydrator.select().where(*by_pk) if hydrator.plain else None
         self._delete: Delete = delete(table).where(*by_pk)
-        self._insert = insert(table).returning(*hydrator.fetched) if hydrator.inserts else None
+        # only the generated key to fetch: plain INSERT, the dialect's own way to the key (the
+        # driver's last row id on MariaDB and SQLite, RETURNING on PostgreSQL); else RETURNING
+        self._key_only = hydrator.fetched == (table.autoincrement_column,)
+        returned = insert(table) if self._key_only else insert(table).returning(*hydrator.fetched)
+        self._insert = returned if hydrator.inserts else None
         self._stamps = frozenset(STAMPS) & set(mapper.column_attrs.keys())  # set on every UPDATE
         self._updates: dict[tuple[Any, ...], Update] = {}  # guarded UPDATE per shape of values
         self._loaded_updates = _version_key(mapper) if hydrator.plain else None  # see _update_loaded
@@ -69,16 +73,16 @@ class SingleRows(Generic[ModelT]):
     async def create(self, engine: AsyncEngine, obj: ModelT) -> ModelT | _NotApplicable:
         """INSERT new ``obj``, RETURNING what the server made (keys, server defaults) as the
         flush does; ``obj`` comes back loaded, detached."""
-        if self._insert is None or not engine.dialect.insert_returning:
+        if self._insert is None or not (self._key_only or engine.dialect.insert_returning):
             return NOT_APPLICABLE
         params = self.hydrator.insert_params(obj)
         if params is None:
             return NOT_APPLICABLE
-        stmt = self._insert
+        stmt, key_only = self._insert, self._key_only
 
         def work(conn: Connection) -> tuple[Any, Any]:
             result = conn.execute(stmt, params)  # Python-side defaults land in its parameters
-            return result.last_inserted_params(), result.one()
+            return result.last_inserted_params(), result.inserted_primary_key if key_only else result.one()
 
         sent, row = await write_on(engine, work)
         return self.hydrator.persisted(obj, sent, row)
