@@ -25,6 +25,7 @@ from pkg.database.database import Database
 from pkg.database.direct import reset_session_hooks_cache
 from pkg.database.lifecycle.leaks import checked_out_connections
 from pkg.database.pool import pool_status
+from pkg.database.query.cursors import KeysetCodec
 from pkg.database.query.lookups import reset_column_caches
 
 __all__ = ["assert_no_checked_out_connections", "reset_kit_caches", "rollback_after"]
@@ -98,7 +99,8 @@ def assert_no_checked_out_connections(*engines: AsyncEngine) -> None:
 
 def reset_kit_caches() -> None:
     """Forget the kit's process-wide derived caches (column maps per model, the Session
-    class's listener collections); each is rebuilt on next use. For tests that remap
+    class's listener collections, keyset spec digests); each is rebuilt on next use. For tests that remap
     classes or swap the Session class's events; statement caches live on each DAO."""
     reset_column_caches()
     reset_session_hooks_cache()
+    KeysetCodec.spec_hash_cache_clear()

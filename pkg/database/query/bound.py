@@ -19,14 +19,16 @@ relation lookups return None and the builder builds them as :func:`build_lookups
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ClauseElement, Executable, bindparam
+from sqlalchemy import ClauseElement, bindparam
 
 from pkg.database.query.limits import INLINE_IN_ITEMS
 from pkg.database.query.lookups import OPERATORS, check_no_nul, model_columns, split_lookup, table_columns
 
 __all__ = ["Conditions", "StatementCache", "bound_lookups"]
+
+T = TypeVar("T")
 
 _ONE_VALUE = frozenset({"exact", "ne", "gt", "gte", "lt", "lte"})
 _LISTS = frozenset({"in", "not_in"})
@@ -89,14 +91,15 @@ def _bind(column: Any, key: str, op: str, value: Any, name: str, params: dict[st
 
 
 class StatementCache:
-    """Statements by shape, for one DAO (bounded: an odd shape never grows it for good)."""
+    """Statements (and what else is fixed per shape, e.g. a keyset spec) by shape, for one
+    DAO (bounded: an odd shape never grows it for good)."""
 
     def __init__(self, limit: int = 128) -> None:
         self.limit = limit
-        self._statements: dict[Hashable, Executable] = {}
+        self._statements: dict[Hashable, Any] = {}
 
-    def get(self, key: Hashable, build: Callable[[], Executable]) -> Executable:
-        """The statement cached for ``key``, else ``build()`` cached under it."""
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The value cached for ``key``, else ``build()`` cached under it."""
         found = self._statements.get(key)
         if found is None:
             if len(self._statements) >= self.limit:

@@ -216,10 +216,9 @@ class QueryBuilder(Generic[ModelT]):
     def keyset_query(self, size: int, after: str | None = None) -> tuple[QueryBuilder[ModelT], Any]:
         """The builder fetching ``size + 1`` rows after ``after``, and a cursor maker."""
         size = row_count("size", size, 1, MAX_ROWS_ARG - 1)  # one more row is fetched
-        sort, spec = self._keyset_spec()
+        sort, spec, types = self._keyset_spec()
         query = self._replace(sort=sort, limit_=size + 1, offset_=None)
         if after is not None:
-            types = [sort_value_type(self.model, k.name) for k in sort]
             values = self.codec.decode(spec, after, types)
             model = self.model
 
@@ -325,11 +324,17 @@ class QueryBuilder(Generic[ModelT]):
             items = await paged.all(session=s) if total > (page - 1) * size else []
         return Page(items=items, total=total, page=page, size=size)
 
-    def _keyset_spec(self) -> tuple[tuple[SortKey, ...], str]:
-        sort = with_pk_tiebreaker(self.model, self.sort)
-        check_keyset_columns(self.model, sort)
-        table = inspect(self.model).local_table.name
-        return sort, f"{table}:{','.join(str(k) for k in sort)}"
+    def _keyset_spec(self) -> tuple[tuple[SortKey, ...], str, list[type[Any] | None]]:
+        """The keyset sort (PK-tiebroken), its cursor spec and value types (fixed per sort)."""
+
+        def build() -> tuple[tuple[SortKey, ...], str, list[type[Any] | None]]:
+            sort = with_pk_tiebreaker(self.model, self.sort)
+            check_keyset_columns(self.model, sort)
+            table = inspect(self.model).local_table.name
+            types = [sort_value_type(self.model, k.name) for k in sort]
+            return sort, f"{table}:{','.join(str(k) for k in sort)}", types
+
+        return build() if self.cache is None else self.cache.get(("keyset", self.sort), build)
 
     async def keyset(
         self, size: int = 50, after: str | None = None, *, session: AsyncSession | None = None

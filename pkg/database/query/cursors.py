@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -57,6 +58,11 @@ def _decode_value(raw: Any, python_type: type[Any] | None) -> Any:
     return raw
 
 
+@functools.lru_cache(maxsize=256)  # a process has few sort specs
+def _spec_hash(spec: str) -> str:
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
 class KeysetCodec:
     """Signs and checks keyset cursors with an HMAC key."""
 
@@ -70,13 +76,18 @@ class KeysetCodec:
     @staticmethod
     def spec_hash(spec: str) -> str:
         """A short digest identifying a sort spec (model + columns + directions)."""
-        return hashlib.sha256(spec.encode()).hexdigest()[:16]
+        return _spec_hash(spec)
+
+    @staticmethod
+    def spec_hash_cache_clear() -> None:
+        """Forget the cached spec digests (a pure function of the spec: for tests)."""
+        _spec_hash.cache_clear()
 
     def encode(self, spec: str, values: Sequence[Any]) -> str:
         payload = orjson.dumps(
             {"v": _VERSION, "s": self.spec_hash(spec), "k": list(values)}, default=_encode_value
         )
-        tag = hmac.new(self._key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
+        tag = hmac.digest(self._key, payload, "sha256")[:_TAG_BYTES]
         return base64.urlsafe_b64encode(payload + tag).decode().rstrip("=")
 
     def decode(self, spec: str, cursor: str, types: Sequence[type[Any] | None]) -> list[Any]:
@@ -86,7 +97,7 @@ class KeysetCodec:
         except (binascii.Error, ValueError, TypeError) as exc:
             raise InvalidCursorError("cursor is not valid base64") from exc
         payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
+        expected = hmac.digest(self._key, payload, "sha256")[:_TAG_BYTES]
         if len(raw) <= _TAG_BYTES or not hmac.compare_digest(tag, expected):
             raise InvalidCursorError("cursor signature mismatch")
         data = orjson.loads(payload)
