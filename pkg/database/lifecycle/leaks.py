@@ -92,12 +92,16 @@ def _next_frame(frame: FrameType, jumped: bool) -> tuple[FrameType | None, bool]
 def call_site(depth: int = 2, limit: int = 80) -> str | None:
     """``file:line in function`` of the first frame outside the kit and the app's plumbing."""
     frame: FrameType | None = sys._getframe(depth)
-    jumped = False
-    while frame is not None and limit > 0:
+    jumped, known = False, _skip_cache
+    while frame is not None and limit > 0:  # runs at every checkout: known frames cost one lookup
         code = frame.f_code
-        if not _is_kit(code, frame.f_globals.get("__name__", "")):
+        skip = known.get(code)
+        if skip is None:
+            skip = _is_kit(code, frame.f_globals.get("__name__", ""))
+        if not skip:
             return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
-        frame, jumped = _next_frame(frame, jumped)
+        back = frame.f_back
+        frame, jumped = (back, jumped) if back is not None or jumped else _next_frame(frame, jumped)
         limit -= 1
     return None
 
