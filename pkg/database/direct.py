@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
 from pkg.database.errors import translate_error
-from pkg.database.query.limits import autocommit_reads, autocommit_writes
+from pkg.database.query.limits import autocommit_reads, autocommit_writes, dbapi_autocommit
 from pkg.database.reset import READ, WRITE, marked
 from pkg.database.routing.router import has_router
 from pkg.database.utils import behind_pooler
@@ -107,7 +107,7 @@ def _read(sync_engine: Engine, work: Callable[[Connection], T]) -> T:
     autocommit = autocommit_reads(sync_engine.dialect.name) and not behind_pooler(sync_engine)
     with sync_engine.connect() as conn:
         if autocommit:
-            return work(conn.execution_options(**_AUTOCOMMIT))
+            return _autocommitted(conn, work, commit=False)
         if sync_engine.dialect.name in _MYSQL:  # kit engines: each SELECT alone, no BEGIN/ROLLBACK
             with marked(conn, READ):
                 return work(conn)
@@ -117,14 +117,30 @@ def _read(sync_engine: Engine, work: Callable[[Connection], T]) -> T:
 def _write(sync_engine: Engine, work: Callable[[Connection], T]) -> T:
     if autocommit_writes(sync_engine.dialect.name) and not behind_pooler(sync_engine):
         with sync_engine.connect() as conn:
-            done = work(conn.execution_options(**_AUTOCOMMIT))
-            conn.commit()  # sends nothing in AUTOCOMMIT; fires the commit event
-            return done
+            return _autocommitted(conn, work, commit=True)
     if sync_engine.dialect.name in _MYSQL:  # kit engines: a lone INSERT/DELETE without BEGIN/COMMIT
         with sync_engine.connect() as conn, marked(conn, WRITE), conn.begin():
             return work(conn)
     with sync_engine.begin() as conn:
         return work(conn)
+
+
+def _autocommitted(conn: Connection, work: Callable[[Connection], T], *, commit: bool) -> T:
+    """``work`` in AUTOCOMMIT for this checkout: the DBAPI connection's own switch where it
+    costs no I/O (``limits.dbapi_autocommit``), else SQLAlchemy's ``isolation_level``.
+    ``commit``: end in ``commit()`` (sends nothing; the engine's ``commit`` listeners hear it)."""
+    if not dbapi_autocommit(conn.dialect.driver):
+        done = work(conn.execution_options(**_AUTOCOMMIT))
+    else:
+        dbapi: Any = conn.connection.dbapi_connection
+        dbapi.autocommit = True
+        try:
+            done = work(conn)
+        finally:
+            dbapi.autocommit = False  # back to the pool's isolation level before checkin
+    if commit:
+        conn.commit()
+    return done
 
 
 async def _spawned(

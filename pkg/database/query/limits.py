@@ -92,6 +92,16 @@ def autocommit_writes(dialect: str) -> bool:
     return dialect in _AUTOCOMMIT_WRITES
 
 
+_DBAPI_AUTOCOMMIT = frozenset({"asyncpg"})
+
+
+def dbapi_autocommit(driver: str) -> bool:
+    """Whether ``driver``'s DBAPI connection switches to autocommit with no I/O (its
+    ``autocommit`` attribute; asyncpg then starts no transaction): cheaper for one checkout
+    than SQLAlchemy's ``isolation_level`` option, which is set and reset around it."""
+    return driver in _DBAPI_AUTOCOMMIT
+
+
 MAX_ROWS_ARG = 2**31 - 1  # the largest limit / offset / page size: a signed 32-bit int on every dialect
 
 

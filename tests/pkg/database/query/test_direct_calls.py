@@ -35,6 +35,7 @@ from pkg.database.errors import (
 from pkg.database.query import lookups
 from pkg.database.query.hydrate import Hydrator
 from pkg.database.testing import reset_kit_caches
+from tests.conftest import Backend
 
 
 @pytest.fixture
@@ -401,3 +402,22 @@ async def test_a_column_as_lookup_value_stays_sql(users: UserDao) -> None:
     await _seed(users, 3)
     assert await users.count(created_at=User.created_at) == 3  # compared to itself, not bound
     assert await users.count(updated_at__lt=User.created_at) == 0  # seeded: created in 2024
+
+
+async def test_direct_calls_hand_back_a_transactional_connection(
+    backend: Backend, users: UserDao, engine: AsyncEngine
+) -> None:
+    """Whatever switch the bare read/write used (AUTOCOMMIT where it saves BEGIN/COMMIT),
+    the pooled connection comes back transactional: a rolled-back write is gone."""
+    one = backend.engine(pool_size=1, max_overflow=0)  # every call below: the same connection
+    try:
+        dao = UserDao(session_provider=new_async_session_maker(one))
+        made = await dao.create(username="a", email="a@x.io")
+        assert (await dao.get(made.id)) is not None and await dao.count() == 1
+        await dao.delete_by_id(made.id)
+        async with one.connect() as conn:
+            await conn.execute(User.__table__.insert().values(username="b", email="b@x.io"))
+            await conn.rollback()
+        assert await dao.count() == 0  # the INSERT was in a transaction, rolled back
+    finally:
+        await one.dispose()
