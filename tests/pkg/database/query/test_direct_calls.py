@@ -5,12 +5,13 @@ loads, FOR UPDATE, non-plain mappers)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import ForeignKey, Integer, String, event, func, inspect, select
+from sqlalchemy import ForeignKey, Integer, String, event, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -34,7 +35,7 @@ from pkg.database.errors import (
 )
 from pkg.database.query import lookups
 from pkg.database.query.hydrate import Hydrator
-from pkg.database.testing import reset_kit_caches
+from pkg.database.testing import assert_no_checked_out_connections, reset_kit_caches
 from tests.conftest import Backend
 
 
@@ -421,3 +422,48 @@ async def test_direct_calls_hand_back_a_transactional_connection(
         assert await dao.count() == 0  # the INSERT was in a transaction, rolled back
     finally:
         await one.dispose()
+
+
+_SLEEP = {  # a statement that runs long, and how the server shows it running
+    "postgresql": (
+        "pg_sleep(30) IS NOT NULL",
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%'"
+        " AND state = 'active' AND pid <> pg_backend_pid()",
+    ),
+    "mysql": (
+        "SLEEP(30) = 0",
+        "SELECT count(*) FROM information_schema.processlist"
+        " WHERE info LIKE '%SLEEP(30)%' AND id <> CONNECTION_ID()",
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+async def test_a_cancelled_direct_read_returns_its_connection(
+    backend: Backend, users: UserDao, engine: AsyncEngine
+) -> None:
+    """Cancelled while the server runs its statement, a session-less read still hands its
+    connection back (closed inside its one greenlet hop), and the pool keeps serving."""
+    await _seed(users, 2)
+    sleep, running = _SLEEP[backend.name]
+    task = asyncio.create_task(users.query().where(text(sleep)).all())
+    watcher = backend.engine(pool_size=1)
+    try:
+        for _ in range(500):  # poll the server until the statement is running there
+            async with watcher.connect() as conn:
+                if (await conn.execute(text(running))).scalar_one():
+                    break
+        else:
+            pytest.fail("the sleeping statement never showed up on the server")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        if backend.name == "mysql":  # the server finishes a SLEEP of a closed connection itself
+            async with watcher.connect() as conn:
+                ids = (await conn.execute(text(_SLEEP["mysql"][1].replace("count(*)", "id")))).scalars()
+                for pid in list(ids):
+                    await conn.execute(text(f"KILL QUERY {int(pid)}"))
+        await watcher.dispose()
+    assert_no_checked_out_connections(engine)
+    assert await users.count() == 2  # the pool still serves
