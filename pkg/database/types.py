@@ -35,6 +35,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# (driver, result type code) whose values arrive as aware UTC datetimes: asyncpg decodes
+# timestamptz (oid 1184) with tzinfo=UTC. A zone-less timestamp (1114) still gets UTC attached.
+_AWARE_UTC_RESULTS = frozenset({("asyncpg", 1184)})
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out; naive input is taken as UTC.
 
@@ -61,6 +66,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name in ("mysql", "sqlite", "oracle"):  # zone-less storage: UTC wall time
             return value.replace(tzinfo=None)
         return value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """None where the driver already returns aware UTC for the column's type (no call per
+        value); else :meth:`process_result_value`."""
+        if (dialect.driver, coltype) in _AWARE_UTC_RESULTS:
+            return None
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

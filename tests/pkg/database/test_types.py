@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, insert, literal_column, select
 
 from pkg.database import JSONType, UTCDateTime
 
@@ -55,3 +55,15 @@ async def test_json_round_trip(engine, table, doc) -> None:
         await conn.execute(insert(table).values(id=1, doc=doc))
     async with engine.connect() as conn:
         assert (await conn.execute(select(table.c.doc))).scalar_one() == doc
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_utc_datetime_reads_a_zoneless_timestamp_as_utc_too(engine) -> None:
+    """asyncpg hands timestamptz over as aware UTC (no processing needed); a column that is
+    really ``timestamp`` (naive, e.g. an older schema) still comes back aware UTC."""
+    aware = literal_column("TIMESTAMPTZ '2024-01-02 03:04:05.000006+02'", type_=UTCDateTime())
+    naive = literal_column("TIMESTAMP '2024-01-02 03:04:05.000006'", type_=UTCDateTime())
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(aware, naive))).one()
+    assert row[0] == datetime(2024, 1, 2, 1, 4, 5, 6, tzinfo=UTC) and row[0].tzinfo is UTC
+    assert row[1] == datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC) and row[1].tzinfo is UTC
