@@ -1,5 +1,6 @@
 """MySQL/MariaDB kit engines: explicit transactions on autocommit connections, so a lone
 statement costs one round trip and no COMMIT/ROLLBACK is sent when nothing is open.
+(SQLite through aiosqlite: only the last part, see :func:`_skip_idle_ends`.)
 
 With the driver's autocommit off (SQLAlchemy's default on aiomysql) every statement opens
 an implicit transaction (a REPEATABLE READ view, metadata locks) that must be ended: an
@@ -231,9 +232,26 @@ def _on_engine_connect(conn: Connection) -> None:
         state.mark, state.decide = (READ if _reading.get() else None), False
 
 
+def _skip_idle_ends(end: Callable[[Any], None]) -> Any:
+    """SQLite through aiosqlite: COMMIT/ROLLBACK only when the database says a transaction
+    is open (``in_transaction``, read live from sqlite3): sqlite3 itself does nothing
+    otherwise, but each call costs a hop to aiosqlite's thread (an own read's reset)."""
+
+    def do_end(fairy: Any) -> None:
+        if getattr(getattr(fairy, "driver_connection", None), "in_transaction", None) is False:
+            return
+        end(fairy)
+
+    return do_end
+
+
 def attach_cheap_reset(engine: Engine) -> bool:
     """Install the above on ``engine``'s dialect instance; False where it does not apply."""
     dialect = engine.dialect
+    if dialect.name == "sqlite" and dialect.driver == "aiosqlite":
+        dialect.do_commit = _skip_idle_ends(dialect.do_commit)  # type: ignore[method-assign]
+        dialect.do_rollback = _skip_idle_ends(dialect.do_rollback)  # type: ignore[method-assign]
+        return True
     if dialect.name not in _DIALECTS:
         return False
     event.listen(engine, "connect", _instrument)

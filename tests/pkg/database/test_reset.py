@@ -9,6 +9,7 @@ AUTOCOMMIT, and a transaction opened by raw SQL still rolled back when the conne
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -253,3 +254,24 @@ async def test_update_by_id_on_a_plain_engine_commits(one: AsyncEngine, backend:
         assert (await kit_view.get_or_raise(user.id)).username == "q"  # another connection sees it
     finally:
         await plain.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_sqlite_still_ends_a_transaction_that_is_open(engine: AsyncEngine, users: UserDao) -> None:
+    """aiosqlite: COMMIT/ROLLBACK are skipped only where sqlite3 says none is open; an
+    uncommitted write is rolled back at checkin, a committed one stays."""
+    row = {
+        "username": "a",
+        "email": "a@x.io",
+        "created_at": datetime.now(UTC),
+        "updated_at": datetime.now(UTC),
+    }
+    async with engine.connect() as conn:
+        await conn.execute(User.__table__.insert().values(**row))
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection.in_transaction  # type: ignore[union-attr]
+    assert await users.count() == 0  # checkin rolled it back
+    async with engine.connect() as conn:
+        await conn.execute(User.__table__.insert().values(**row))
+        await conn.commit()
+    assert await users.count() == 1
