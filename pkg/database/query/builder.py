@@ -10,6 +10,7 @@ Every method returns a new builder; the parent never changes::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -46,12 +47,12 @@ from pkg.database.query.limits import MAX_ROWS_ARG, row_count
 from pkg.database.query.loading import RAISE_UNLOADED, load_options
 from pkg.database.query.lookups import build_lookups, own_table, table_columns
 from pkg.database.query.ordering import (
+    KeysetSpec,
     SortKey,
-    check_keyset_columns,
     keyset_predicate,
+    keyset_spec,
     order_clauses,
     parse_sort,
-    sort_value_type,
     with_pk_tiebreaker,
 )
 from pkg.database.query.pages import KeysetPage, Page
@@ -295,10 +296,14 @@ class QueryBuilder(Generic[ModelT]):
 
     async def dicts(self, *, session: AsyncSession | None = None) -> list[dict[str, Any]]:
         """Rows as plain dicts keyed by column name (Core speed, no identity map)."""
-        stmt = self._table_columns()
-        return await self.scope.read_on(
-            lambda conn: [dict(r) for r in conn.execute(stmt).mappings()], session
-        )
+        stmt, params = self._cached("dicts", self._table_columns)
+
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            result = conn.execute(stmt, params)
+            keys = tuple(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result]
+
+        return await self.scope.read_on(work, session)
 
     def stream(self, *, chunk_size: int = 1000, session: AsyncSession | None = None) -> AsyncIterator[ModelT]:
         """Iterate a large result in chunks of ``chunk_size`` rows, one query per chunk
@@ -324,16 +329,9 @@ class QueryBuilder(Generic[ModelT]):
             items = await paged.all(session=s) if total > (page - 1) * size else []
         return Page(items=items, total=total, page=page, size=size)
 
-    def _keyset_spec(self) -> tuple[tuple[SortKey, ...], str, list[type[Any] | None]]:
-        """The keyset sort (PK-tiebroken), its cursor spec and value types (fixed per sort)."""
-
-        def build() -> tuple[tuple[SortKey, ...], str, list[type[Any] | None]]:
-            sort = with_pk_tiebreaker(self.model, self.sort)
-            check_keyset_columns(self.model, sort)
-            table = inspect(self.model).local_table.name
-            types = [sort_value_type(self.model, k.name) for k in sort]
-            return sort, f"{table}:{','.join(str(k) for k in sort)}", types
-
+    def _keyset_spec(self) -> KeysetSpec:
+        """The keyset sort, cursor spec and value types (``ordering.keyset_spec``), per DAO and sort."""
+        build = functools.partial(keyset_spec, self.model, self.sort)
         return build() if self.cache is None else self.cache.get(("keyset", self.sort), build)
 
     async def keyset(

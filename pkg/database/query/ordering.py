@@ -16,7 +16,15 @@ from sqlalchemy import ColumnElement, and_, bindparam, inspect, literal, or_
 from pkg.database.errors import QueryError, UnknownFieldError
 from pkg.database.query.lookups import column_names, model_columns, resolve_column, table_columns
 
-__all__ = ["SortKey", "keyset_predicate", "parse_sort", "sort_value_type", "with_pk_tiebreaker"]
+__all__ = [
+    "KeysetSpec",
+    "SortKey",
+    "keyset_predicate",
+    "keyset_spec",
+    "parse_sort",
+    "sort_value_type",
+    "with_pk_tiebreaker",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +102,16 @@ def sort_value_type(model: type[Any], name: str) -> type[Any] | None:
         return column_type.python_type  # type: ignore[no-any-return]
     except NotImplementedError:
         return None
+
+
+KeysetSpec = tuple[tuple[SortKey, ...], str, list[type[Any] | None]]
+
+
+def keyset_spec(model: type[Any], keys: Sequence[SortKey]) -> KeysetSpec:
+    """What a keyset over ``keys`` needs, fixed per model and sort: the PK-tiebroken sort,
+    its cursor spec (``table:keys``: a cursor names the query it belongs to) and the
+    Python type of each sort value (to decode cursors)."""
+    sort = with_pk_tiebreaker(model, keys)
+    check_keyset_columns(model, sort)
+    types = [sort_value_type(model, k.name) for k in sort]
+    return sort, f"{inspect(model).local_table.name}:{','.join(str(k) for k in sort)}", types
