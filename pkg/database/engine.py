@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -32,7 +33,7 @@ from pkg.database.pgbouncer import POOLER_OPTION, check_mode, guard_session_feat
 from pkg.database.pool import KitAsyncQueuePool, is_memory_sqlite
 from pkg.database.reset import attach_cheap_reset
 from pkg.database.types import adapt_datetimes
-from pkg.database.utils import json_dumps, json_loads, mask_url
+from pkg.database.utils import json_dumps, mask_url
 
 __all__ = ["new_async_engine", "new_async_session_maker"]
 
@@ -106,7 +107,7 @@ def new_async_engine(
         "echo": echo,
         "pool_recycle": pool_recycle,
         "json_serializer": json_dumps,
-        "json_deserializer": json_loads,
+        "json_deserializer": orjson.loads,  # = utils.json_loads, without a frame per value
         "pool_size": pool_size,
         "max_overflow": max_overflow,
         "pool_timeout": pool_timeout,
