@@ -51,7 +51,8 @@ class SingleRows(Generic[ModelT]):
         self._delete: Delete = delete(table).where(*by_pk)
         # only the generated key to fetch: plain INSERT, the dialect's own way to the key (the
         # driver's last row id on MariaDB and SQLite, RETURNING on PostgreSQL); else RETURNING
-        self._key_only = hydrator.fetched == (table.autoincrement_column,)
+        made = hydrator.fetched
+        self._key_only = len(made) == 1 and made[0] is table.autoincrement_column  # `is`: columns' == is SQL
         returned = insert(table) if self._key_only else insert(table).returning(*hydrator.fetched)
         self._insert = returned if hydrator.inserts else None
         self._stamps = frozenset(STAMPS) & set(mapper.column_attrs.keys())  # set on every UPDATE

@@ -28,6 +28,7 @@ from internal.models.user import User
 from pkg.database import BaseDao, acting_as, direct, new_async_session_maker
 from pkg.database.errors import (
     DatabaseError,
+    DuplicateKeyError,
     InvalidValueError,
     StaleDataError,
     UnknownFieldError,
@@ -250,6 +251,36 @@ async def test_create_brings_back_what_the_server_made(
     finally:
         async with engine.begin() as conn:
             await conn.run_sync(_ServerMade.__table__.drop)  # type: ignore[attr-defined]
+
+
+class _Coded(_Base):
+    __tablename__ = "direct_coded"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)  # given, not generated
+    name: Mapped[str] = mapped_column(String(20))
+
+
+class _CodedDao(BaseDao[_Coded]):
+    model_cls = _Coded
+
+
+async def test_create_with_a_given_key_fetches_nothing_generated(
+    engine: AsyncEngine, orm_statements: list[bool]
+) -> None:
+    """A key the caller gives (no autoincrement column) comes back as given, on a bare
+    connection; a duplicate is the typed error."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_Coded.__table__.create)  # type: ignore[attr-defined]
+    try:
+        dao = _CodedDao(session_provider=new_async_session_maker(engine))
+        orm_statements.clear()
+        made = await dao.create(code="k-1", name="n")
+        assert orm_statements == [False] and made.code == "k-1" and inspect(made).key[1] == ("k-1",)
+        assert _columns(await dao.get_or_raise("k-1")) == {"code": "k-1", "name": "n"}
+        with pytest.raises(DuplicateKeyError):
+            await dao.create(code="k-1", name="again")
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(_Coded.__table__.drop)  # type: ignore[attr-defined]
 
 
 def test_only_plain_mappers_are_hydrated() -> None:
