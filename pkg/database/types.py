@@ -36,8 +36,13 @@ def utcnow() -> datetime:
 
 
 # (driver, result type code) whose values arrive as aware UTC datetimes: asyncpg decodes
-# timestamptz (oid 1184) with tzinfo=UTC. A zone-less timestamp (1114) still gets UTC attached.
+# timestamptz (oid 1184) with tzinfo=UTC, except +-infinity (naive datetime.max / .min).
+# A zone-less timestamp (1114) still goes through process_result_value.
 _AWARE_UTC_RESULTS = frozenset({("asyncpg", 1184)})
+
+
+def _naive_as_utc(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -68,10 +73,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        """None where the driver already returns aware UTC for the column's type (no call per
-        value); else :meth:`process_result_value`."""
+        """One lean call per value where the driver already returns aware UTC for the
+        column's type (only ``infinity`` arrives naive); else :meth:`process_result_value`."""
         if (dialect.driver, coltype) in _AWARE_UTC_RESULTS:
-            return None
+            return _naive_as_utc
         return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

@@ -130,7 +130,10 @@ class LeakTracker:
         held.task = task.get_name() if task is not None else None
         if self.threshold:
             held.watched = True
-            if self._sweep is None or self._sweep[0] is not loop:
+            sweep = self._sweep
+            if sweep is None or sweep[0] is not loop or sweep[1].when() > loop.time() + self.threshold:
+                if sweep is not None and sweep[0] is loop:  # due later than this holder (threshold lowered)
+                    sweep[1].cancel()
                 self._sweep = (loop, loop.call_later(self.threshold, self._overdue))
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:

@@ -154,9 +154,17 @@ class Hydrator(Generic[ModelT]):
 
 
 def _server_made(column: Any) -> bool:
-    """True when the server gives ``column`` its value at INSERT (a server default,
-    ``Identity``, ``Computed``), so the flush fetches it back."""
-    return column.server_default is not None or column.computed is not None or column.identity is not None
+    """True when the database gives ``column`` its value at INSERT, so the flush fetches it
+    back: a server default, ``Identity``, ``Computed``, or a default that is a SQL
+    expression or sequence (rendered into the INSERT, not among its parameters)."""
+    default = column.default
+    in_sql = default is not None and (default.is_clause_element or default.is_sequence)
+    return (
+        in_sql
+        or column.server_default is not None
+        or column.computed is not None
+        or column.identity is not None
+    )
 
 
 def _plain_insert(mapper: Mapper[Any]) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, literal_column, select
+from sqlalchemy import Column, Integer, MetaData, Table, insert, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pkg.database import JSONType, UTCDateTime
 
@@ -67,3 +68,19 @@ async def test_utc_datetime_reads_a_zoneless_timestamp_as_utc_too(engine) -> Non
         row = (await conn.execute(select(aware, naive))).one()
     assert row[0] == datetime(2024, 1, 2, 1, 4, 5, 6, tzinfo=UTC) and row[0].tzinfo is UTC
     assert row[1] == datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC) and row[1].tzinfo is UTC
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_utc_datetime_infinity_still_comes_back_aware(engine: AsyncEngine) -> None:
+    """asyncpg decodes timestamptz 'infinity' / '-infinity' as NAIVE datetime.max / .min
+    (only finite values get tzinfo=UTC): they too come back aware UTC."""
+    table = Table(
+        "utc_infinity", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime())
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.drop_all)
+        await conn.run_sync(table.metadata.create_all)
+        await conn.execute(text("INSERT INTO utc_infinity (id, at) VALUES (1, 'infinity'), (2, '-infinity')"))
+    async with engine.connect() as conn:
+        values = (await conn.execute(select(table.c.at).order_by(table.c.id))).scalars().all()
+    assert [v.tzinfo for v in values] == [UTC, UTC]

@@ -136,3 +136,23 @@ async def test_the_apps_plumbing_is_skipped_when_naming_the_owner(engine: AsyncE
             release.set()
             await task
             reset_leak_tracking()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_lowered_leak_threshold_applies_to_the_next_holder(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One sweep timer per tracker: after a checkout under a 30 s threshold the sweep is due
+    in 30 s; a holder after the threshold is lowered still gets its warning in time."""
+    configure_leak_tracking(threshold=30.0, engine=engine)
+    async with engine.connect() as conn:  # under the 30 s threshold: a sweep in 30 s
+        await conn.execute(text("SELECT 1"))
+    configure_leak_tracking(threshold=0.2, engine=engine)
+    with caplog.at_level(logging.WARNING, logger="pkg.database.lifecycle.leaks"):
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            for _ in range(75):  # hold 1.5 s, polling for the warning (bounded)
+                if any("held longer than" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.02)
+    assert [r for r in caplog.records if "held longer than" in r.getMessage()], "no overdue warning"
