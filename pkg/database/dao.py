@@ -133,10 +133,13 @@ class BaseDao(Generic[ModelT]):
         persisted instance with its primary key set."""
         values = {**schema_values(schema, partial=False), **values}
         check_fields(self.model_cls, values)
-        obj = self.model_cls(**values)
         engine = self._direct(session)
-        if engine is not None and (made := await self._rows.create(engine, obj)) is not NOT_APPLICABLE:
-            return made  # type: ignore[return-value]
+        if engine is not None:
+            fresh = self._hydrator.fresh(values)  # no per-attribute events where none listen
+            made = await self._rows.create(engine, fresh or self.model_cls(**values))
+            if made is not NOT_APPLICABLE:
+                return made  # type: ignore[return-value]
+        obj = self.model_cls(**values)
         single = one_statement_flush(self.model_cls)  # own session: AUTOCOMMIT where atomic
         async with self._scope.write(session, single=single) as s:  # flushes (joined) or commits (own)
             s.add(obj)

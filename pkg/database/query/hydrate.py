@@ -55,6 +55,7 @@ class Hydrator(Generic[ModelT]):
     """Builds detached, loaded instances of one model from Core rows of :meth:`select`."""
 
     __slots__ = (
+        "_bare_init",
         "_callables",
         "_cls",
         "_fetched_keys",
@@ -84,6 +85,7 @@ class Hydrator(Generic[ModelT]):
         if counter is not None and generator is not False:
             self._version = (str(counter.key), generator)
         self.inserts = self.plain and _plain_insert(mapper)
+        self._bare_init = self.inserts and _bare_constructor(mapper)
         # what an INSERT must bring back: what the server makes (keys, server defaults)
         made = [c for c in self.columns if c.primary_key or _server_made(c)] if self.inserts else []
         self.fetched = tuple(made)
@@ -113,6 +115,16 @@ class Hydrator(Generic[ModelT]):
                 state.callables = callables.copy()
             append(obj)
         return out
+
+    def fresh(self, values: Mapping[str, Any]) -> ModelT | None:
+        """A new instance holding column ``values``, as the class's constructor would leave
+        it, built without a per-attribute event; None where constructing does more (a custom
+        ``__init__``, ``init`` listeners, validators or ``set`` listeners): call the class."""
+        if not self._bare_init:
+            return None
+        obj: ModelT = self._new()
+        obj.__dict__.update(values)
+        return obj
 
     def insert_params(self, obj: ModelT) -> dict[str, Any] | None:
         """The INSERT parameters the ORM's flush would send for new ``obj`` (None values left
@@ -165,6 +177,23 @@ def _server_made(column: Any) -> bool:
         or column.computed is not None
         or column.identity is not None
     )
+
+
+def _bare_constructor(mapper: Mapper[Any]) -> bool:
+    """True when calling the class only sets the given attributes: SQLAlchemy's declarative
+    constructor, no ``init`` listener but the mapper's own, no validators, no ``set``
+    listeners on its columns."""
+    manager = mapper.class_manager
+    init = manager.original_init  # SQLAlchemy's default is named __init__, qualified as below
+    if getattr(init, "__qualname__", None) != "_declarative_constructor" or not getattr(
+        init, "__module__", ""
+    ).startswith("sqlalchemy."):
+        return False
+    if any(getattr(fn, "__name__", None) != "_event_on_init" for fn in manager.dispatch.init):
+        return False
+    if mapper.validators:
+        return False
+    return not any(prop.class_attribute.dispatch.set for prop in mapper.column_attrs)
 
 
 def _plain_insert(mapper: Mapper[Any]) -> bool:

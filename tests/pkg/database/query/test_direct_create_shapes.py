@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, String, Uuid, func, inspect
+from sqlalchemy import Integer, String, Uuid, event, func, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from pkg.database import BaseDao, new_async_session_maker
 
@@ -101,3 +101,50 @@ async def test_direct_create_loads_a_sql_expression_default_like_the_session(
     stored = await dao.get_or_raise(direct.id)
     assert joined.made == stored.made == "abc"
     assert direct.made == "abc"
+
+
+class _Validated(_Base):
+    __tablename__ = "direct_validated"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+    @validates("name")
+    def _lower(self, key: str, value: str) -> str:
+        return value.lower()
+
+
+class _Inited(_Base):
+    __tablename__ = "direct_inited"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("name", "from-init")
+        super().__init__(**values)
+
+
+class _Listened(_Base):
+    __tablename__ = "direct_listened"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+
+@event.listens_for(_Listened.name, "set", retval=True)
+def _shout(target: Any, value: str, old: Any, initiator: Any) -> str:
+    return value.upper()
+
+
+@pytest.mark.parametrize(
+    ("model", "given", "expected"),
+    [(_Validated, {"name": "MiXed"}, "mixed"), (_Inited, {}, "from-init"), (_Listened, {"name": "a"}, "A")],
+    ids=["validates", "custom __init__", "set listener"],
+)
+async def test_create_runs_what_constructing_the_class_runs(
+    engine: AsyncEngine, create_tables: Any, model: type[Any], given: dict[str, Any], expected: str
+) -> None:
+    """The fast construction (no per-attribute events) is used only where nothing listens:
+    a validator, a custom ``__init__`` or a ``set`` listener still shape the row."""
+    await create_tables(_Base.metadata)
+    made = await _dao(model, engine).create(**given)
+    assert made.name == expected
+    assert (await _dao(model, engine).get_or_raise(made.id)).name == expected
