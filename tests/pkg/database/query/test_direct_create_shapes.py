@@ -67,11 +67,9 @@ _KEYLESS = [  # (model, values of the direct create, values of the session creat
 async def test_dao_of_a_model_without_an_autoincrement_key(
     engine: AsyncEngine, create_tables: Any, model: type[Any]
 ) -> None:
-    """A UUID, natural (string) or composite primary key has no autoincrement column. At
-    b89762a ``SingleRows`` compared ``hydrator.fetched == (table.autoincrement_column,)``:
-    ``Column == None`` -> ``IS NULL`` clause -> ``bool()`` raised TypeError at DAO
-    construction (single-column keys). Fixed in 0f61fd6; kept as a guard that the direct
-    create then leaves what the session path leaves."""
+    """A UUID, natural (string) or composite primary key has no autoincrement column: the
+    DAO still builds (columns compare by identity there, ``==`` would be SQL) and the direct
+    create leaves what the session path leaves."""
     await create_tables(_Base.metadata)
     _, direct_values, session_values = next(c for c in _KEYLESS if c[0] is model)
     dao = _dao(model, engine)
