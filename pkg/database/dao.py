@@ -136,7 +136,7 @@ class BaseDao(Generic[ModelT]):
         engine = self._direct(session)
         if engine is not None:
             fresh = self._hydrator.fresh(values)  # no per-attribute events where none listen
-            made = await self._rows.create(engine, fresh or self.model_cls(**values))
+            made = await self._rows.create(engine, self.model_cls(**values) if fresh is None else fresh)
             if made is not NOT_APPLICABLE:
                 return made  # type: ignore[return-value]
         obj = self.model_cls(**values)
