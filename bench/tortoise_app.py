@@ -82,6 +82,13 @@ async def update(pk: int, username: str) -> None:
     await TUser.filter(id=pk).update(username=username, version=F("version") + 1, updated_at=utcnow())
 
 
+async def load_and_save(pk: int, username: str) -> None:
+    """The updated object back: load it, change it, save the changed fields."""
+    user = await TUser.get(id=pk)
+    user.username, user.version, user.updated_at = username, user.version + 1, utcnow()
+    await user.save(update_fields=["username", "version", "updated_at"])
+
+
 async def delete(pk: int) -> None:
     await TUser.filter(id=pk).delete()
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, true
+from sqlalchemy import delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench import tortoise_app as tt
@@ -161,7 +161,7 @@ async def count_kit(ctx: Ctx, i: int) -> None:
     await ctx.dao.count(is_active=True, id__between=span(ctx, i))
 
 
-# -- update by primary key --------------------------------------------------------------
+# -- update by primary key, rowcount only (no object back) -------------------------------
 async def update_raw(ctx: Ctx, i: int) -> None:
     await ctx.raw.execute(
         "UPDATE users SET username = ?, version = version + 1 WHERE id = ?", f"ru{i}", pick(ctx, i)
@@ -169,10 +169,9 @@ async def update_raw(ctx: Ctx, i: int) -> None:
 
 
 async def update_orm(ctx: Ctx, i: int) -> None:
+    changes = {"username": f"ou{i}", "version": User.version + 1, "updated_at": utcnow()}
     async with ctx.maker() as s:
-        user = await s.get(User, pick(ctx, i))
-        assert user is not None
-        user.username = f"ou{i}"
+        await s.execute(update(User).where(User.id == pick(ctx, i)).values(changes))
         await s.commit()
 
 
@@ -181,7 +180,33 @@ async def update_tortoise(ctx: Ctx, i: int) -> None:
 
 
 async def update_kit(ctx: Ctx, i: int) -> None:
-    await ctx.dao.update_by_id(pick(ctx, i), username=f"du{i}")
+    await ctx.dao.query().filter(id=pick(ctx, i)).update(username=f"du{i}")
+
+
+# -- update by primary key, the updated object back -------------------------------------
+async def update_back_raw(ctx: Ctx, i: int) -> None:
+    pk, sql = pick(ctx, i), "UPDATE users SET username = ?, version = version + 1 WHERE id = ?"
+    if ctx.backend == "mysql":  # MariaDB has no UPDATE ... RETURNING
+        await ctx.raw.execute(sql, f"rb{i}", pk)
+        await ctx.raw.fetch("SELECT * FROM users WHERE id = ?", pk)
+    else:
+        await ctx.raw.fetch(f"{sql} RETURNING *", f"rb{i}", pk)
+
+
+async def update_back_orm(ctx: Ctx, i: int) -> None:
+    async with ctx.maker() as s:
+        user = await s.get(User, pick(ctx, i))
+        assert user is not None
+        user.username = f"ob{i}"
+        await s.commit()
+
+
+async def update_back_tortoise(ctx: Ctx, i: int) -> None:
+    await tt.load_and_save(pick(ctx, i), f"tb{i}")
+
+
+async def update_back_kit(ctx: Ctx, i: int) -> None:
+    await ctx.dao.update_by_id(pick(ctx, i), username=f"db{i}")
 
 
 # -- delete by primary key --------------------------------------------------------------
@@ -210,6 +235,12 @@ WORKLOADS: dict[str, dict[str, Op]] = {
     "filtered page of 50": {"raw": page_raw, "orm": page_orm, "tortoise": page_tortoise, "kit": page_kit},
     "count": {"raw": count_raw, "orm": count_orm, "tortoise": count_tortoise, "kit": count_kit},
     "update by PK": {"raw": update_raw, "orm": update_orm, "tortoise": update_tortoise, "kit": update_kit},
+    "update by PK, object back": {
+        "raw": update_back_raw,
+        "orm": update_back_orm,
+        "tortoise": update_back_tortoise,
+        "kit": update_back_kit,
+    },
     "delete by PK": {"raw": delete_raw, "orm": delete_orm, "tortoise": delete_tortoise, "kit": delete_kit},
 }
 GETS: dict[str, Op] = WORKLOADS["get by PK"]

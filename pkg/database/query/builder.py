@@ -34,6 +34,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pkg.database.direct import write_on
 from pkg.database.errors import (
     MultipleResultsError,
     NotFoundError,
@@ -366,15 +367,20 @@ class QueryBuilder(Generic[ModelT]):
     ) -> int:
         """UPDATE the matching rows; returns the rowcount. Keeps timestamps and version."""
         self._check_write(allow_all)
-        stmt = self.update_statement(values)
-        async with self.scope.write(session, single=True) as s:
-            result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+        return await self._rowcount(self.update_statement(values), session)
 
     async def delete(self, *, allow_all: bool = False, session: AsyncSession | None = None) -> int:
         """DELETE the matching rows (a hard delete); returns the rowcount."""
         self._check_write(allow_all)
-        stmt = self.delete_statement()
+        return await self._rowcount(self.delete_statement(), session)
+
+    async def _rowcount(self, stmt: Update | Delete, session: AsyncSession | None) -> int:
+        """Run one UPDATE/DELETE; its rowcount. An own call on a plain mapper sends it alone
+        on a bare connection (:func:`~pkg.database.direct.write_on`): no session to keep in step."""
+        plain = self.hydrator is not None and self.hydrator.plain
+        engine = self.scope.direct(session) if plain else None
+        if engine is not None:
+            return await write_on(engine, lambda conn: int(conn.execute(stmt).rowcount))
         async with self.scope.write(session, single=True) as s:
             result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
             return int(result.rowcount)  # type: ignore[attr-defined]

@@ -96,6 +96,26 @@ async def test_own_calls_are_one_round_trip(one: AsyncEngine) -> None:
 
 
 @MYSQL
+async def test_own_builder_writes_are_one_statement(one: AsyncEngine) -> None:
+    """An own builder UPDATE / soft delete / DELETE runs alone: no BEGIN, no COMMIT, no
+    SELECT to keep a session in step (there is none)."""
+    users, counter = UserDao(session_provider=new_async_session_maker(one)), _Counter(one)
+    made = [await users.create(username=f"b{i}", email=f"b{i}@x.io") for i in range(3)]
+    await counter.start()
+    assert await users.query().filter(username__startswith="b").update(is_active=False) == 3
+    assert await counter.delta() == _none(1)
+    assert await users.query().filter(id=made[0].id).soft_delete() == 1
+    assert await counter.delta() == _none(1)
+    assert await users.query().filter(id=made[1].id).delete() == 1
+    assert await counter.delta() == _none(1)
+    left = await users.query().include_deleted().order_by("id").all()
+    assert [(u.id, u.is_active, u.deleted_at is not None) for u in left] == [
+        (made[0].id, False, True),
+        (made[2].id, False, False),
+    ]
+
+
+@MYSQL
 async def test_orm_session_and_transaction_are_real_transactions(one: AsyncEngine) -> None:
     maker = new_async_session_maker(one)
     users, counter = UserDao(session_provider=maker), _Counter(one)

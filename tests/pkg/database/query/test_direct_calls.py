@@ -25,7 +25,7 @@ from sqlalchemy.orm import (
 
 from internal.dao.user import UserDao
 from internal.models.user import User
-from pkg.database import BaseDao, acting_as, direct, new_async_session_maker
+from pkg.database import BaseDao, acting_as, direct, new_async_session_maker, transaction
 from pkg.database.errors import (
     DatabaseError,
     DuplicateKeyError,
@@ -361,6 +361,38 @@ async def test_update_without_a_session_keeps_the_bookkeeping(
         k: v for k, v in theirs.items() if k not in skip
     }
     assert _columns(again) == mine and _columns(await users.get_or_raise(made[0].id)) == mine
+
+
+async def test_builder_update_and_delete_without_a_session(
+    users: UserDao, maker: async_sessionmaker[AsyncSession], orm_statements: list[bool]
+) -> None:
+    """An own builder UPDATE/DELETE is one statement on a bare connection, with the same
+    bookkeeping; a caller's session or an ambient transaction keeps the session path."""
+    made = await _seed(users, 4)
+    orm_statements.clear()
+    with acting_as(9):
+        assert await users.query().filter(id__in=[made[0].id, made[1].id]).update(username="b") == 2
+    assert await users.query().filter(id=made[2].id).soft_delete() == 1
+    assert await users.query().filter(id=made[3].id).delete() == 1
+    assert orm_statements == [False, False, False]
+    bumped = await users.get_or_raise(made[0].id)
+    assert (bumped.username, bumped.version, bumped.updater_id) == ("b", 2, 9)
+    assert bumped.updated_at > made[0].updated_at
+    assert await users.get(made[2].id) is None and await users.query().include_deleted().count() == 3
+    async with maker() as s:
+        mine = await users.get_or_raise(made[0].id, session=s)
+        orm_statements.clear()
+        assert await users.query().filter(id=made[0].id).update(username="c", session=s) == 1
+        assert mine.username == "c"  # the caller's session is kept in step
+        await s.rollback()
+    assert orm_statements and False not in orm_statements
+    orm_statements.clear()
+    with pytest.raises(RuntimeError):
+        async with transaction(users.session_provider):
+            assert await users.query().filter(id=made[1].id).update(username="gone") == 1
+            raise RuntimeError("roll back")
+    assert orm_statements and False not in orm_statements
+    assert (await users.get_or_raise(made[1].id)).username == "b"
 
 
 @pytest.mark.parametrize(

@@ -146,3 +146,29 @@ async def test_create_runs_what_constructing_the_class_runs(
     made = await _dao(model, engine).create(**given)
     assert made.name == expected
     assert (await _dao(model, engine).get_or_raise(made.id)).name == expected
+
+
+class _Renamed(_Base):
+    """Attribute names that differ from their column names."""
+
+    __tablename__ = "direct_renamed"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column("label_col", String(20))
+    size: Mapped[int] = mapped_column("size_col", Integer, default=0)
+
+
+async def test_builder_update_and_delete_by_attribute_name_without_a_session(
+    engine: AsyncEngine, create_tables: Any
+) -> None:
+    """The session-less UPDATE/DELETE of the builder takes attribute names, as the ORM does."""
+    await create_tables(_Base.metadata)
+    dao = _dao(_Renamed, engine)
+    made = [await dao.create(label=f"l{i}", size=i) for i in range(3)]
+    assert await dao.query().filter(size__gte=1).update(label="big") == 2
+    assert [(r.label, r.size) for r in await dao.query().order_by("id").all()] == [
+        ("l0", 0),
+        ("big", 1),
+        ("big", 2),
+    ]
+    assert await dao.query().filter(label="big", size=2).delete() == 1
+    assert [r.id for r in await dao.query().order_by("id").all()] == [made[0].id, made[1].id]
