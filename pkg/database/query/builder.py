@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -39,7 +39,6 @@ from pkg.database.errors import (
     MultipleResultsError,
     NotFoundError,
     QueryError,
-    UnsafeQueryError,
 )
 from pkg.database.query.bound import Conditions, StatementCache, bound_lookups
 from pkg.database.query.cursors import KeysetCodec
@@ -58,7 +57,7 @@ from pkg.database.query.ordering import (
 )
 from pkg.database.query.pages import KeysetPage, Page
 from pkg.database.query.streaming import stream_rows
-from pkg.database.query.writes import update_values
+from pkg.database.query.writes import bound_update, bound_update_values, check_write, update_values
 from pkg.database.schemas import SchemaQuery, SchemaT
 from pkg.database.transactions import CallSession
 from pkg.database.types import utcnow
@@ -252,7 +251,7 @@ class QueryBuilder(Generic[ModelT]):
         stmt, params = self._cached("rows", lambda: self._apply(hydrator.select(), self.sort))
         return hydrator.instances(conn.execute(stmt, params).all())
 
-    def _cached(self, kind: str, build: Callable[[], Any]) -> tuple[Any, dict[str, Any] | None]:
+    def _cached(self, kind: Hashable, build: Callable[[], Any]) -> tuple[Any, dict[str, Any] | None]:
         """``(statement, parameters)``: the DAO's statement of this shape with this builder's
         values, or a fresh one (no shape, no cache, or loader options)."""
         if self.cache is None or self.shape is None or self.loader_options:
@@ -354,36 +353,40 @@ class QueryBuilder(Generic[ModelT]):
         """The DELETE ``delete()`` runs."""
         return sa_delete(self.model).where(*self._criteria())
 
-    def _check_write(self, allow_all: bool) -> None:
-        if self.limit_ is not None or self.offset_ is not None:
-            raise QueryError("update/delete do not take limit/offset")
-        if not self.conditions and not self.pending and not allow_all:
-            raise UnsafeQueryError(
-                f"{self.model.__name__}: update/delete without a condition; pass allow_all=True"
-            )
-
     async def update(
         self, *, allow_all: bool = False, session: AsyncSession | None = None, **values: Any
     ) -> int:
         """UPDATE the matching rows; returns the rowcount. Keeps timestamps and version."""
-        self._check_write(allow_all)
-        return await self._rowcount(self.update_statement(values), session)
+        return await self._rowcount(allow_all, session, values)
 
     async def delete(self, *, allow_all: bool = False, session: AsyncSession | None = None) -> int:
         """DELETE the matching rows (a hard delete); returns the rowcount."""
-        self._check_write(allow_all)
-        return await self._rowcount(self.delete_statement(), session)
+        return await self._rowcount(allow_all, session)
 
-    async def _rowcount(self, stmt: Update | Delete, session: AsyncSession | None) -> int:
-        """Run one UPDATE/DELETE; its rowcount. An own call on a plain mapper sends it alone
-        on a bare connection (:func:`~pkg.database.direct.write_on`): no session to keep in step."""
-        plain = self.hydrator is not None and self.hydrator.plain
-        engine = self.scope.direct(session) if plain else None
-        if engine is not None:
-            return await write_on(engine, lambda conn: int(conn.execute(stmt).rowcount))
+    async def _rowcount(self, allow_all: bool, session: AsyncSession | None, values: Any = None) -> int:
+        """One UPDATE of ``values`` (None: DELETE); its rowcount. An own call on a plain mapper runs
+        it alone on a bare connection (``direct.write_on``), else the session, kept in step, does."""
+        limited = (self.limit_, self.offset_) != (None, None)
+        check_write(self.model, bool(self.conditions or self.pending) or allow_all, limited=limited)
+        if self.hydrator is not None and self.hydrator.plain and (engine := self.scope.direct(session)):
+            stmt, params = self._bound_write(values)
+            return await write_on(engine, lambda conn: int(conn.execute(stmt, params).rowcount))
+        orm = self.delete_statement() if values is None else self.update_statement(values)
         async with self.scope.write(session, single=True) as s:
-            result = await s.execute(stmt.execution_options(synchronize_session="fetch"))
+            result = await s.execute(orm.execution_options(synchronize_session="fetch"))
             return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _bound_write(self, values: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any] | None]:
+        """The own UPDATE of ``values`` (None: the DELETE) and its parameters, cached per shape."""
+        if values is None:
+            return self._cached("delete", self.delete_statement)
+        bound = bound_update_values(self.model, values)  # checks the fields; None: a value is SQL
+        if bound is None:
+            return self.update_statement(values), None
+        stmt, conditions = self._cached(
+            ("update", bound[0]), functools.partial(bound_update, self.model, bound[0], self._criteria)
+        )
+        return stmt, {**(conditions or {}), **bound[1]}
 
     async def soft_delete(self, *, allow_all: bool = False, session: AsyncSession | None = None) -> int:
         """Set ``deleted_at`` on the matching live rows; returns the rowcount."""

@@ -7,24 +7,28 @@ branch) gets ``updated_at = now``, ``updater_id = current actor`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, PickleType, Update, inspect, or_
+from sqlalchemy import JSON, Dialect, PickleType, Update, bindparam, inspect, or_
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapper
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from pkg.database.actor import current_actor
-from pkg.database.errors import UnknownFieldError
+from pkg.database.errors import QueryError, UnknownFieldError, UnsafeQueryError
 from pkg.database.query.lookups import column_names, model_columns
 from pkg.database.types import utcnow
 
 __all__ = [
     "STAMPS",
     "bookkeeping_values",
+    "bound_update",
+    "bound_update_values",
     "check_fields",
+    "check_write",
     "guarded_update",
     "one_statement_flush",
     "returning_update",
@@ -39,6 +43,15 @@ def check_fields(model: type[Any], names: Iterable[str]) -> None:
     for name in names:
         if name not in attrs:
             raise UnknownFieldError(name, column_names(model), kind="field")
+
+
+def check_write(model: type[Any], conditioned: bool, *, limited: bool) -> None:
+    """A builder UPDATE/DELETE takes no limit/offset (``QueryError``) and, unless allowed,
+    not every row (``UnsafeQueryError``)."""
+    if limited:
+        raise QueryError("update/delete do not take limit/offset")
+    if not conditioned:
+        raise UnsafeQueryError(f"{model.__name__}: update/delete without a condition; pass allow_all=True")
 
 
 STAMPS = {"updated_at": utcnow, "updater_id": current_actor}  # field -> its value at each UPDATE
@@ -59,6 +72,36 @@ def update_values(model: type[Any], values: Mapping[str, Any]) -> dict[str, Any]
     """``values`` checked against the model, plus the bookkeeping columns (caller's win)."""
     check_fields(model, values)
     return {**bookkeeping_values(model), **values}
+
+
+BoundUpdate = tuple[tuple[tuple[str, bool], ...], dict[str, Any]]
+
+
+def bound_update_values(model: type[Any], values: Mapping[str, Any]) -> BoundUpdate | None:
+    """``update_values`` as bound parameters ``u_<field>`` for a statement cached per shape:
+    ``(shape, parameters)``, the shape a ``(field, bound)`` pair per value (the bookkeeping
+    ``version + 1`` stays SQL); None when a caller's value is SQL (built fresh then)."""
+    merged, params, shape = update_values(model, values), {}, []
+    for key, value in merged.items():
+        sql = isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
+        if sql and key in values:
+            return None
+        if not sql:
+            params[f"u_{key}"] = value
+        shape.append((key, not sql))
+    return tuple(shape), params
+
+
+def bound_update(
+    model: type[Any], shape: Iterable[tuple[str, bool]], criteria: Callable[[], Iterable[Any]]
+) -> Update:
+    """The UPDATE of :func:`bound_update_values`' ``shape`` under ``criteria()``."""
+    attrs, stamps = inspect(model).column_attrs, bookkeeping_values(model)
+    values = {
+        key: bindparam(f"u_{key}", type_=attrs[key].columns[0].type) if bound else stamps[key]
+        for key, bound in shape
+    }
+    return sa_update(model).where(*criteria()).values(values)
 
 
 _FLUSH_EVENTS = ("before_insert", "after_insert", "before_update", "after_update")

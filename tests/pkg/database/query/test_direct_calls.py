@@ -462,6 +462,32 @@ async def test_same_shape_reuses_one_statement_with_new_values(users: UserDao, e
     assert executed[0] is not executed[1]  # an arbitrary where(): no shape, a new statement
 
 
+async def test_own_builder_writes_reuse_one_statement_per_shape(users: UserDao, executed: list[Any]) -> None:
+    """Own builder UPDATE/DELETE of one shape share one statement object; values are bound
+    with their column's type (JSON, aware datetimes); a SQL value gets a statement of its own."""
+    made = await _seed(users, 5)
+    ids, when = [u.id for u in made], datetime(2031, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    executed.clear()
+    assert await users.query().filter(id=ids[0]).update(profile={"k": [1, "x"]}, created_at=when) == 1
+    assert await users.query().filter(id=ids[1]).update(profile={"k": None}, created_at=when) == 1
+    assert await users.query().filter(id=ids[2]).delete() == 1
+    assert await users.query().filter(id=ids[3]).delete() == 1
+    assert executed[0] is executed[1] and executed[2] is executed[3]
+    first, second = await users.get_or_raise(ids[0]), await users.get_or_raise(ids[1])
+    assert (first.profile, second.profile) == ({"k": [1, "x"]}, {"k": None})
+    assert first.created_at == when and first.created_at.utcoffset() == timedelta(0)
+    assert (first.version, second.version) == (2, 2)  # the bookkeeping bump stays SQL
+    executed.clear()
+    assert await users.query().filter(id=ids[4]).update(username=func.upper(User.email)) == 1
+    assert await users.query().filter(id=ids[4]).update(username=func.lower(User.username)) == 1
+    assert executed[0] is not executed[1]  # a SQL value: no shape, a new statement
+    assert (await users.get_or_raise(ids[4])).username == made[4].email.lower()
+    assert await users.query().filter(id=ids[4]).update(version=7) == 1  # a given version is bound
+    assert (await users.get_or_raise(ids[4])).version == 7
+    with pytest.raises(UnknownFieldError):
+        await users.query().filter(id=ids[4]).update(nope=1)
+
+
 async def test_a_column_as_lookup_value_stays_sql(users: UserDao) -> None:
     await _seed(users, 3)
     assert await users.count(created_at=User.created_at) == 3  # compared to itself, not bound
