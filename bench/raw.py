@@ -98,7 +98,10 @@ class LiteRaw(Raw):
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         async with self.conn.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+            rows = list(await cur.fetchall())
+        if self.conn.in_transaction:  # a write with RETURNING: sqlite3 opened a transaction
+            await self.conn.commit()
+        return rows
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         rows = await self.fetch(sql, *args)

@@ -102,6 +102,8 @@ class QueryBuilder(Generic[ModelT]):
 
     def filter(self, **lookups: Any) -> QueryBuilder[ModelT]:
         """AND Django-style lookups: ``.filter(email__icontains="x", id__in=[1, 2])``."""
+        if not lookups:  # no condition: must not count as one (update/delete refuse all rows)
+            return self
         if self.shape is not None:  # plain comparisons: named parameters, a cacheable shape
             found = bound_lookups(self.model, lookups, start=len(self.shape))
             if found is not None:
@@ -364,10 +366,8 @@ class QueryBuilder(Generic[ModelT]):
         return await self._rowcount(allow_all, session)
 
     async def _rowcount(self, allow_all: bool, session: AsyncSession | None, values: Any = None) -> int:
-        """One UPDATE of ``values`` (None: DELETE); its rowcount. An own call on a plain mapper runs
-        it alone on a bare connection (``direct.write_on``), else the session, kept in step, does."""
-        limited = (self.limit_, self.offset_) != (None, None)
-        check_write(self.model, bool(self.conditions or self.pending) or allow_all, limited=limited)
+        """UPDATE of ``values`` (None: DELETE); own on a plain mapper: alone on a bare connection."""
+        check_write(self.model, allow_all, bool(self.conditions or self.pending), (self.limit_, self.offset_))
         if self.hydrator is not None and self.hydrator.plain and (engine := self.scope.direct(session)):
             stmt, params = self._bound_write(values)
             return await write_on(engine, lambda conn: int(conn.execute(stmt, params).rowcount))
@@ -380,7 +380,7 @@ class QueryBuilder(Generic[ModelT]):
         """The own UPDATE of ``values`` (None: the DELETE) and its parameters, cached per shape."""
         if values is None:
             return self._cached("delete", self.delete_statement)
-        bound = bound_update_values(self.model, values)  # checks the fields; None: a value is SQL
+        bound = bound_update_values(self.model, values, [k for k, _ in self.params])  # checks the fields
         if bound is None:
             return self.update_statement(values), None
         stmt, conditions = self._cached(

@@ -45,12 +45,12 @@ def check_fields(model: type[Any], names: Iterable[str]) -> None:
             raise UnknownFieldError(name, column_names(model), kind="field")
 
 
-def check_write(model: type[Any], conditioned: bool, *, limited: bool) -> None:
-    """A builder UPDATE/DELETE takes no limit/offset (``QueryError``) and, unless allowed,
-    not every row (``UnsafeQueryError``)."""
-    if limited:
+def check_write(model: type[Any], allow_all: bool, conditioned: bool, window: tuple[Any, Any]) -> None:
+    """A builder UPDATE/DELETE takes no limit/offset ``window`` (``QueryError``) and, unless
+    ``allow_all``, not every row (``UnsafeQueryError``)."""
+    if window != (None, None):
         raise QueryError("update/delete do not take limit/offset")
-    if not conditioned:
+    if not (conditioned or allow_all):
         raise UnsafeQueryError(f"{model.__name__}: update/delete without a condition; pass allow_all=True")
 
 
@@ -77,10 +77,14 @@ def update_values(model: type[Any], values: Mapping[str, Any]) -> dict[str, Any]
 BoundUpdate = tuple[tuple[tuple[str, bool], ...], dict[str, Any]]
 
 
-def bound_update_values(model: type[Any], values: Mapping[str, Any]) -> BoundUpdate | None:
+def bound_update_values(
+    model: type[Any], values: Mapping[str, Any], lookups: Iterable[str] = ()
+) -> BoundUpdate | None:
     """``update_values`` as bound parameters ``u_<field>`` for a statement cached per shape:
     ``(shape, parameters)``, the shape a ``(field, bound)`` pair per value (the bookkeeping
-    ``version + 1`` stays SQL); None when a caller's value is SQL (built fresh then)."""
+    ``version + 1`` stays SQL). None (built fresh then) when a caller's value is SQL, or when a
+    column is named like one of these or the ``lookups`` parameters: executed with them,
+    SQLAlchemy would take that parameter as a value to SET."""
     merged, params, shape = update_values(model, values), {}, []
     for key, value in merged.items():
         sql = isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
@@ -89,6 +93,9 @@ def bound_update_values(model: type[Any], values: Mapping[str, Any]) -> BoundUpd
         if not sql:
             params[f"u_{key}"] = value
         shape.append((key, not sql))
+    columns = inspect(model).local_table.c
+    if any(name in columns for name in (*params, *lookups)):
+        return None
     return tuple(shape), params
 
 

@@ -163,6 +163,11 @@ async def test_unconditional_writes_are_refused(seeded: UserDao) -> None:
         await seeded.query().update(is_active=False)
     with pytest.raises(UnsafeQueryError):
         await seeded.query().soft_delete()
+    no_filters: dict[str, object] = {}  # e.g. a request's optional filters, none given
+    with pytest.raises(UnsafeQueryError):
+        await seeded.query().filter(**no_filters).delete()
+    with pytest.raises(UnsafeQueryError):
+        await seeded.query().filter(**no_filters).where().update(is_active=False)
     assert await seeded.query().count() == 5
     assert await seeded.query().update(allow_all=True, is_active=True) == 5
     assert await seeded.query().soft_delete(allow_all=True) == 5

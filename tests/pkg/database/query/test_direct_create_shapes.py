@@ -172,3 +172,30 @@ async def test_builder_update_and_delete_by_attribute_name_without_a_session(
     ]
     assert await dao.query().filter(label="big", size=2).delete() == 1
     assert [r.id for r in await dao.query().order_by("id").all()] == [made[0].id, made[1].id]
+
+
+class _ParamNamed(_Base):
+    """Columns named like the builder's bound parameters (``q<n>`` lookups, ``u_<field>`` values)."""
+
+    __tablename__ = "direct_param_named"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey: Mapped[int] = mapped_column(Integer)
+    q1: Mapped[str] = mapped_column(String(20), default="")
+    q2: Mapped[str] = mapped_column(String(20), default="")
+    status: Mapped[str] = mapped_column(String(20), default="")
+    u_status: Mapped[str] = mapped_column(String(20), default="")
+
+
+async def test_builder_update_of_columns_named_like_its_parameters(
+    engine: AsyncEngine, create_tables: Any
+) -> None:
+    """Executed with its parameters, an UPDATE would take ``q1`` / ``u_status`` for columns to
+    SET: such a shape is built fresh, and only the asked-for columns change."""
+    await create_tables(_Base.metadata)
+    dao = _dao(_ParamNamed, engine)
+    row = await dao.create(survey=7, q1="a1", q2="a2", status="s", u_status="us")
+    assert await dao.query().filter(survey=7, id=row.id).update(q2="b2") == 1
+    assert await dao.query().filter(id=row.id).update(status="t") == 1
+    assert await dao.query().filter(q1="a1").update(u_status="vs") == 1
+    after = await dao.get_or_raise(row.id)
+    assert (after.q1, after.q2, after.status, after.u_status) == ("a1", "b2", "t", "vs")
